@@ -1,0 +1,40 @@
+#pragma once
+/// \file
+/// RAII handle for anything registered with a lifecycle (hooks, signal handlers, dump
+/// sections): destroying it unregisters.
+
+#include <functional>
+#include <utility>
+
+namespace graceful::lifecycle {
+
+/// Unregisters on destruction. Move-only. A default-constructed handle holds nothing.
+/// Unregistering does not interrupt a callback already running; it only keeps it from
+/// being called again.
+class [[nodiscard]] registration {
+public:
+  registration() noexcept = default;
+  explicit registration(std::function<void()> unregister) noexcept : unregister_(std::move(unregister)) {}
+  registration(registration&& o) noexcept : unregister_(std::exchange(o.unregister_, nullptr)) {}
+  registration& operator=(registration&& o) noexcept {
+    if (this != &o) { reset(); unregister_ = std::exchange(o.unregister_, nullptr); }
+    return *this;
+  }
+  registration(const registration&) = delete;
+  registration& operator=(const registration&) = delete;
+  ~registration() { reset(); }
+
+  /// Unregisters now.
+  void reset() noexcept {
+    if (auto f = std::exchange(unregister_, nullptr)) f();
+  }
+  /// Keeps the registration for the lifecycle's whole life.
+  void release() noexcept { unregister_ = nullptr; }
+  /// True while it still holds a registration.
+  explicit operator bool() const noexcept { return static_cast<bool>(unregister_); }
+
+private:
+  std::function<void()> unregister_;
+};
+
+} // namespace graceful::lifecycle
