@@ -1,0 +1,182 @@
+// Real signals sent to a child process (tests/programs/lifecycle-probe) drive the lifecycle,
+// observed from outside: exit codes, log lines, files written.
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include <stdlib.h>
+
+#include <gtest/gtest.h>
+
+#include "process.hpp"
+
+using graceful::deadline;
+using graceful::test::child;
+using namespace std::chrono_literals;
+
+namespace {
+
+child probe(std::vector<std::string> args) {
+  args.insert(args.begin(), graceful::test::bin("lifecycle-probe"));
+  return child({.argv = std::move(args)});
+}
+
+// Text positions must be increasing: the lines appeared in this order.
+void expect_in_order(const std::string& text, std::initializer_list<std::string> needles) {
+  std::size_t pos = 0;
+  for (const auto& n : needles) {
+    auto at = text.find(n, pos);
+    ASSERT_NE(at, std::string::npos) << "missing (in order): " << n << "\n" << text;
+    pos = at + n.size();
+  }
+}
+
+struct temp_dir {
+  std::filesystem::path path;
+  temp_dir() {
+    char t[] = "/tmp/graceful-diag-XXXXXX";
+    path = ::mkdtemp(t);
+  }
+  ~temp_dir() { std::filesystem::remove_all(path); }
+  std::vector<std::filesystem::path> files() const {
+    std::vector<std::filesystem::path> v;
+    for (auto& e : std::filesystem::directory_iterator(path)) v.push_back(e.path());
+    return v;
+  }
+};
+
+std::string read_file(const std::filesystem::path& p) {
+  std::ifstream f(p);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+} // namespace
+
+TEST(lifecycle_signals, sigterm_runs_every_phase_and_exits_zero) {
+  auto c = probe({"--slow-hook=50"});
+  ASSERT_TRUE(c.wait_for_output("probe: running", deadline::after(5s))) << c.output();
+  c.signal(SIGTERM);
+  EXPECT_EQ(c.wait(deadline::after(5s)), 0) << c.output();
+  expect_in_order(c.output(), {"stop requested (SIGTERM", "phase draining started", "phase draining finished in",
+                               "phase shutting_down started", "phase shutting_down finished in",
+                               "phase cleanup started", "probe: cleanup hook ran", "phase cleanup finished in",
+                               "exited with code 0", "probe: run returned 0"});
+}
+
+TEST(lifecycle_signals, sigint_stops_like_sigterm) {
+  auto c = probe({});
+  ASSERT_TRUE(c.wait_for_output("probe: running", deadline::after(5s))) << c.output();
+  c.signal(SIGINT);
+  EXPECT_EQ(c.wait(deadline::after(5s)), 0) << c.output();
+  EXPECT_NE(c.output().find("stop requested (SIGINT"), std::string::npos) << c.output();
+}
+
+TEST(lifecycle_signals, a_signal_sent_during_startup_is_not_lost) {
+  // The probe sleeps between constructing the lifecycle and calling run(): the signal
+  // arrives while nobody waits for it yet.
+  auto c = probe({"--startup-delay=300"});
+  ASSERT_TRUE(c.wait_for_output("probe: constructed", deadline::after(5s))) << c.output();
+  c.signal(SIGTERM);
+  EXPECT_EQ(c.wait(deadline::after(5s)), 0) << c.output();
+  EXPECT_NE(c.output().find("stop requested (SIGTERM"), std::string::npos) << c.output();
+}
+
+TEST(lifecycle_signals, a_stuck_hook_is_cut_at_the_deadline_and_named_in_the_log) {
+  auto c = probe({"--stuck-hook=stuck_db_flush", "--slow-hook=10", "--shutdown-timeout=300"});
+  ASSERT_TRUE(c.wait_for_output("probe: running", deadline::after(5s))) << c.output();
+  c.signal(SIGTERM);
+  EXPECT_EQ(c.wait(deadline::after(5s)), 1) << c.output();
+  auto out = c.output();
+  EXPECT_NE(out.find("hooks still running: shutting_down/stuck_db_flush; exiting with code 1"), std::string::npos)
+      << out;
+  EXPECT_EQ(out.find("shutting_down/slow;"), std::string::npos) << "a finished hook is not listed\n" << out;
+  EXPECT_EQ(out.find("probe: run returned"), std::string::npos) << out;
+}
+
+TEST(lifecycle_signals, a_second_sigterm_while_stopping_exits_at_once_with_143) {
+  auto c = probe({"--stuck-hook=stuck", "--shutdown-timeout=30000"});
+  ASSERT_TRUE(c.wait_for_output("probe: running", deadline::after(5s))) << c.output();
+  c.signal(SIGTERM);
+  ASSERT_TRUE(c.wait_for_output("phase shutting_down started", deadline::after(5s))) << c.output();
+  c.signal(SIGTERM);
+  EXPECT_EQ(c.wait(deadline::after(5s)), 128 + SIGTERM) << c.output();
+  EXPECT_NE(c.output().find("second SIGTERM"), std::string::npos) << c.output();
+}
+
+TEST(lifecycle_signals, a_second_sigint_cuts_the_drain_delay_and_exits_with_130) {
+  auto c = probe({"--drain-delay=30000", "--shutdown-timeout=30000"});
+  ASSERT_TRUE(c.wait_for_output("probe: running", deadline::after(5s))) << c.output();
+  c.signal(SIGINT);
+  ASSERT_TRUE(c.wait_for_output("phase draining started", deadline::after(5s))) << c.output();
+  c.signal(SIGINT);
+  EXPECT_EQ(c.wait(deadline::after(5s)), 128 + SIGINT) << c.output();
+}
+
+TEST(lifecycle_signals, sighup_without_a_handler_is_logged_as_ignored) {
+  auto c = probe({});
+  ASSERT_TRUE(c.wait_for_output("probe: running", deadline::after(5s))) << c.output();
+  c.signal(SIGHUP);
+  EXPECT_TRUE(c.wait_for_output("SIGHUP", deadline::after(5s))) << c.output();
+  EXPECT_NE(c.output().find("ignored: no handler registered"), std::string::npos) << c.output();
+  c.signal(SIGTERM);
+  EXPECT_EQ(c.wait(deadline::after(5s)), 0) << c.output();
+}
+
+TEST(lifecycle_signals, sigusr1_writes_a_dump_of_every_thread_and_the_sections_while_serving) {
+  temp_dir dir;
+  auto c = probe({"--diag-dir=" + dir.path.string(), "--park-thread", "--dump-section=in-flight: GET /slow"});
+  ASSERT_TRUE(c.wait_for_output("probe: running", deadline::after(5s))) << c.output();
+  c.signal(SIGUSR1);
+  ASSERT_TRUE(c.wait_for_output("thread dump written to", deadline::after(10s))) << c.output();
+  auto files = dir.files();
+  ASSERT_EQ(files.size(), 1u);
+  std::regex name("lifecycle-probe-" + std::to_string(c.pid()) + "-threads-[0-9]{10}\\.dump");
+  EXPECT_TRUE(std::regex_match(files[0].filename().string(), name)) << files[0];
+  auto text = read_file(files[0]);
+  // Three threads: main (in run()), the lifecycle thread (dumping), the parked one.
+  std::size_t threads = 0;
+  for (auto at = text.find("--- thread "); at != std::string::npos; at = text.find("--- thread ", at + 1)) ++threads;
+  EXPECT_EQ(threads, 3u) << text;
+  EXPECT_EQ(text.find("did not answer"), std::string::npos) << text;
+  EXPECT_NE(text.find("graceful_probe_parked_thread_function"), std::string::npos) << text;
+  EXPECT_NE(text.find("graceful::lifecycle::lifecycle::run"), std::string::npos) << text;
+  EXPECT_NE(text.find("=== probe ===\nin-flight: GET /slow"), std::string::npos) << text;
+  // Still serving: a normal stop follows.
+  c.signal(SIGTERM);
+  EXPECT_EQ(c.wait(deadline::after(5s)), 0) << c.output();
+}
+
+TEST(lifecycle_signals, sigusr2_twice_writes_a_cpu_profile) {
+  temp_dir dir;
+  auto c = probe({"--diag-dir=" + dir.path.string(), "--busy-thread"});
+  ASSERT_TRUE(c.wait_for_output("probe: running", deadline::after(5s))) << c.output();
+  c.signal(SIGUSR2);
+  ASSERT_TRUE(c.wait_for_output("cpu profile started", deadline::after(5s))) << c.output();
+  std::this_thread::sleep_for(300ms);
+  c.signal(SIGUSR2);
+  ASSERT_TRUE(c.wait_for_output("cpu profile stopped", deadline::after(5s))) << c.output();
+  auto files = dir.files();
+  ASSERT_EQ(files.size(), 1u);
+  std::regex name("lifecycle-probe-" + std::to_string(c.pid()) + "-cpu-[0-9]{10}\\.pprof");
+  EXPECT_TRUE(std::regex_match(files[0].filename().string(), name)) << files[0];
+  EXPECT_GT(std::filesystem::file_size(files[0]), 0u);
+  // Other signals still work while and after profiling.
+  c.signal(SIGTERM);
+  EXPECT_EQ(c.wait(deadline::after(5s)), 0) << c.output();
+}
+
+TEST(lifecycle_signals, a_forgotten_profile_stops_by_itself_at_the_limit) {
+  temp_dir dir;
+  auto c = probe({"--diag-dir=" + dir.path.string(), "--profile-limit=1"});
+  ASSERT_TRUE(c.wait_for_output("probe: running", deadline::after(5s))) << c.output();
+  c.signal(SIGUSR2);
+  ASSERT_TRUE(c.wait_for_output("cpu profile started", deadline::after(5s))) << c.output();
+  EXPECT_TRUE(c.wait_for_output("cpu profile stopped", deadline::after(5s))) << c.output();
+  c.signal(SIGTERM);
+  EXPECT_EQ(c.wait(deadline::after(5s)), 0) << c.output();
+}
