@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Builds the Go peers (go-http, go-tableflip) and the idle-conns opener into a build directory.
+# Debian's golang-go 1.19 in GOPATH mode: no module downloads, cloudflare/tableflip comes from
+# /usr/share/gocode (golang-github-cloudflare-tableflip-dev). Binaries are never committed.
+#
+# Usage: bench/peers/build.sh [OUT_DIR]     (default: <repo>/build/bench-peers)
+# Prints OUT_DIR on success; exit 1 if go is missing or a build fails.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+out=${1:-${BENCH_PEERS_DIR:-$repo/build/bench-peers}}
+case "$out" in
+  -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+esac
+command -v go >/dev/null || { echo "peers/build.sh: go not found (apt-get install golang-go)" >&2; exit 1; }
+[ -d /usr/share/gocode/src/github.com/cloudflare/tableflip ] ||
+  { echo "peers/build.sh: tableflip missing (apt-get install golang-github-cloudflare-tableflip-dev)" >&2; exit 1; }
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+export GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS= CGO_ENABLED=0
+# Keep Go's caches inside the build directory: nothing written to $HOME, and `rm -rf build` resets all.
+export GOCACHE="$out/.gocache"
+for p in go-http go-tableflip idle-conns; do
+  # Skip the build when the binary is newer than its source (cheap re-runs from the harness).
+  if [ "$out/$p" -nt "$here/$p/main.go" ]; then continue; fi
+  (cd "$here/$p" && go build -trimpath -o "$out/$p" .)
+done
+echo "$out"

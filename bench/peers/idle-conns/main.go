@@ -1,0 +1,123 @@
+// idle-conns: opens N keep-alive HTTP/1.1 connections to one server, sends one GET on each
+// (so every connection is a real, served keep-alive connection, not a half-open socket in
+// the accept queue), then holds them idle so the harness can read the server's RSS.
+//
+// Usage:
+//
+//	idle-conns -addr 127.0.0.1:PORT [-n 10000] [-parallel 100] [-path /] [-hold 60s]
+//
+// Prints "open N" on stdout once N connections are open and answered, then
+// "still-open K" when it is told to stop (SIGTERM/SIGINT) or -hold passes: K counts the
+// connections the server had not closed meanwhile. Exit status 1 if fewer than N opened.
+// Needs an fd limit above N (the harness raises ulimit -n).
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+)
+
+func main() {
+	addr := flag.String("addr", "", "server `ADDR:PORT` (loopback)")
+	n := flag.Int("n", 10000, "connections to open")
+	parallel := flag.Int("parallel", 100, "connections being opened at once")
+	path := flag.String("path", "/", "request path sent once on each connection")
+	hold := flag.Duration("hold", 60*time.Second, "how long to hold the connections at most")
+	flag.Parse()
+	if *addr == "" || *n < 1 || *parallel < 1 {
+		fmt.Fprintln(os.Stderr, "usage: idle-conns -addr ADDR:PORT [-n N] [-parallel P] [-path /] [-hold D]")
+		os.Exit(2)
+	}
+
+	conns := make([]net.Conn, *n)
+	var failed int
+	var firstErr error
+	var mu sync.Mutex
+	sem := make(chan struct{}, *parallel)
+	var wg sync.WaitGroup
+	req := fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", *path, *addr)
+	for i := range conns {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int) {
+			defer func() { <-sem; wg.Done() }()
+			c, err := open(*addr, req)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				failed++
+				if firstErr == nil {
+					firstErr = err
+				}
+				return
+			}
+			conns[i] = c
+		}(i)
+	}
+	wg.Wait()
+	if failed > 0 {
+		fmt.Fprintf(os.Stderr, "idle-conns: %d of %d connections failed, first: %v\n", failed, *n, firstErr)
+	}
+	fmt.Printf("open %d\n", *n-failed)
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	select {
+	case <-sigs:
+	case <-time.After(*hold):
+	}
+	// A connection the server closed meanwhile reads EOF at once; a live one times out.
+	still := 0
+	for _, c := range conns {
+		if c == nil {
+			continue
+		}
+		c.SetReadDeadline(time.Now().Add(time.Millisecond))
+		var b [1]byte
+		if _, err := c.Read(b[:]); err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				still++
+			}
+		}
+		c.Close()
+	}
+	fmt.Printf("still-open %d\n", still)
+	if failed > 0 {
+		os.Exit(1)
+	}
+}
+
+// open connects, sends one request and reads the whole response, leaving the connection idle.
+func open(addr, req string) (net.Conn, error) {
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		c.Close()
+		return nil, err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.Close {
+		c.Close()
+		return nil, fmt.Errorf("server answered with Connection: close")
+	}
+	c.SetDeadline(time.Time{})
+	return c, nil
+}

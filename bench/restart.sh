@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# Restart scenarios under load: how many requests each way of restarting a server loses, and
+# the p99 latency around the restart, for graceful-server and its peers, measured by
+# graceful-bench (every request classified) and by wrk (socket errors + non-2xx).
+#
+# Usage: bench/restart.sh [options]
+#   --scenarios LIST   comma-separated (default: all):
+#                        graceful-upgrade  graceful-server, SIGHUP upgrade
+#                        graceful-kill9    graceful-server, kill -9 + start again
+#                        graceful-term     graceful-server, SIGTERM, wait for exit, start again
+#                        go-shutdown       go-http (net/http Shutdown), SIGTERM + start again
+#                        go-tableflip      go-tableflip, SIGHUP upgrade (cloudflare/tableflip)
+#                        nginx-upgrade     nginx binary upgrade (USR2, WINCH, QUIT old master)
+#                        nginx-reload      nginx -s reload
+#   --modes LIST       keepalive,close (default both; close = a new connection per request)
+#   --tools LIST       graceful-bench,wrk (default both)
+#   --runs N           runs per scenario, mode and tool (default 5)
+#   --connections N    concurrent connections (default 64)
+#   --duration S       seconds of load per run (default 6)
+#   --at S             second at which the restart happens (default 3)
+#   --threads N        wrk threads (default 2)
+#   --plot FILE.png    also run graceful-bench --plot on one graceful-upgrade keep-alive run
+#   --raw FILE         append one TSV line per run (scenario mode tool run failed p99_ms requests)
+#   --bin-dir DIR      graceful-server / graceful-bench (default build-release/bin, then build/bin)
+#   -h, --help
+# Loopback only; each run starts a fresh server and stops it (and all it forked) afterwards.
+# A scenario whose programs are missing is skipped with a note. Exit 1 if the harness fails
+# (a server does not start, an action fails, a server does not answer after its restart),
+# 2 for bad usage. Failed requests are results, not harness failures.
+set -euo pipefail
+PROG=restart.sh
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+all_scenarios=graceful-upgrade,graceful-kill9,graceful-term,go-shutdown,go-tableflip,nginx-upgrade,nginx-reload
+scenarios=$all_scenarios modes=keepalive,close tools=graceful-bench,wrk
+runs=5 conns=64 duration=6 at=3 threads=2 plot= raw=
+BIN_DIR=$(find_bin_dir)
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --scenarios) scenarios=${2:?}; shift 2 ;;
+    --modes) modes=${2:?}; shift 2 ;;
+    --tools) tools=${2:?}; shift 2 ;;
+    --runs) runs=${2:?}; shift 2 ;;
+    --connections) conns=${2:?}; shift 2 ;;
+    --duration) duration=${2:?}; shift 2 ;;
+    --at) at=${2:?}; shift 2 ;;
+    --threads) threads=${2:?}; shift 2 ;;
+    --plot) plot=${2:?}; shift 2 ;;
+    --raw) raw=${2:?}; shift 2 ;;
+    --bin-dir) BIN_DIR=${2:?}; shift 2 ;;
+    -h|--help) usage 0 ;;
+    *) echo "$PROG: unknown argument $1" >&2; usage 2 >&2 ;;
+  esac
+done
+for v in "$runs" "$conns" "$duration" "$at" "$threads"; do
+  [[ "$v" =~ ^[0-9]+$ ]] || { echo "$PROG: not a whole number: $v" >&2; exit 2; }
+done
+[ "$runs" -ge 1 ] && [ "$at" -ge 1 ] && [ "$duration" -gt $(( at + 1 )) ] ||
+  { echo "$PROG: need --runs >= 1 and 1 <= --at < --duration - 1" >&2; exit 2; }
+
+# scenario -> "server-kind action"
+declare -A scen_def=(
+  [graceful-upgrade]="graceful sighup"
+  [graceful-kill9]="graceful kill9-restart"
+  [graceful-term]="graceful term-restart"
+  [go-shutdown]="go-http term-restart"
+  [go-tableflip]="go-tableflip sighup"
+  [nginx-upgrade]="nginx nginx-upgrade"
+  [nginx-reload]="nginx nginx-reload"
+)
+IFS=, read -r -a scen_list <<<"$scenarios"
+IFS=, read -r -a mode_list <<<"$modes"
+IFS=, read -r -a tool_list <<<"$tools"
+for s in "${scen_list[@]}"; do [ -n "${scen_def[$s]:-}" ] || { echo "$PROG: unknown scenario $s" >&2; exit 2; }; done
+for m in "${mode_list[@]}"; do case "$m" in keepalive|close) ;; *) echo "$PROG: unknown mode $m" >&2; exit 2 ;; esac; done
+for t in "${tool_list[@]}"; do case "$t" in graceful-bench|wrk) ;; *) echo "$PROG: unknown tool $t" >&2; exit 2 ;; esac; done
+
+bench_init
+peers_init
+have_tool() {
+  case "$1" in
+    graceful-bench) [ -x "$BIN_DIR/graceful-bench" ] ;;
+    wrk) command -v wrk >/dev/null ;;
+  esac
+}
+
+# to_ms VALUE: wrk's "1.23ms" / "850.00us" / "1.02s" in milliseconds.
+to_ms() {
+  awk -v v="$1" 'BEGIN {
+    if (v ~ /us$/) printf "%.2f", v / 1000; else if (v ~ /ms$/) printf "%.2f", v + 0;
+    else if (v ~ /m$/) printf "%.2f", v * 60000; else if (v ~ /s$/) printf "%.2f", v * 1000;
+    else print "?" }'
+}
+
+# gb_field JSON WHAT: reads graceful-bench --json output (issue 5: `requests`,
+# `failures.total`, percentiles overall and in the second around the action).
+gb_field() {
+  case "$2" in
+    requests) jq -r '.requests // "?"' "$1" ;;
+    failed) jq -r '.failures.total // "?"' "$1" ;;
+    p99_action) jq -r '(.around_action.latency_ms.p99 // .action.latency_ms.p99
+                        // .around_action.p99_ms // .latency_ms.p99 // "?")' "$1" ;;
+  esac
+}
+
+# one_run SCENARIO MODE TOOL RUN: prints "failed p99_ms requests".
+one_run() {
+  local scen=$1 mode=$2 tool=$3 run=$4 kind action port url env rc out json
+  read -r kind action <<<"${scen_def[$scen]}"
+  port=$(free_port)
+  url="http://127.0.0.1:$port/"
+  start_server "$scen" "$kind" "$port"
+  env="$STATE/$scen.env"
+  rm -f "$STATE/$scen.action-rc"
+  local act; act=$(printf '%q %q %q' "$BENCH_DIR/action.sh" "$action" "$env")
+  local failed p99 requests
+  case "$tool" in
+    graceful-bench)
+      json="$STATE/run.json"; rm -f "$json"
+      local -a gb=("$BIN_DIR/graceful-bench" "$url" -c "$conns" -d "${duration}s"
+                   --at "${at}s" --exec "$act" --json "$json")
+      [ "$mode" = close ] && gb+=(--close)
+      [ -n "$plot" ] && [ "$scen" = graceful-upgrade ] && [ "$mode" = keepalive ] &&
+        [ "$run" = 1 ] && gb+=(--plot "$plot")
+      rc=0; timeout $(( duration + 30 )) "${gb[@]}" >"$STATE/run.out" 2>&1 || rc=$?
+      # 0: nothing failed, 1: some requests failed; anything else is the harness's problem.
+      if [ "$rc" -gt 1 ]; then
+        tail -n 20 "$STATE/run.out" >&2
+        die "$scen/$mode/$tool run $run: graceful-bench exited $rc: ${gb[*]}"
+      fi
+      failed=$(gb_field "$json" failed); p99=$(gb_field "$json" p99_action)
+      requests=$(gb_field "$json" requests)
+      ;;
+    wrk)
+      local -a w=(wrk -t"$threads" -c"$conns" -d"${duration}s" --latency "$url")
+      [ "$mode" = close ] && w+=(-H "Connection: close")
+      timeout $(( duration + 30 )) "${w[@]}" >"$STATE/run.out" 2>&1 &
+      local wpid=$!
+      sleep "$at"
+      bash -c "$act" || true
+      rc=0; wait "$wpid" || rc=$?
+      [ "$rc" -eq 0 ] || { cat "$STATE/run.out" >&2; die "$scen/$mode/$tool run $run: wrk exited $rc"; }
+      out=$(cat "$STATE/run.out")
+      failed=$(awk '/Socket errors:/ {gsub(",", ""); s += $4 + $6 + $8 + $10}
+                    /Non-2xx or 3xx responses:/ {s += $NF} END {print s + 0}' <<<"$out")
+      p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+      requests=$(awk '/requests in/ {print $1}' <<<"$out")
+      ;;
+  esac
+  local arc; arc=$(cat "$STATE/$scen.action-rc" 2>/dev/null || echo "?")
+  [ "$arc" = 0 ] || die "$scen/$mode/$tool run $run: the restart action '$action' failed (status $arc)"
+  # The restarted/upgraded server must still answer: otherwise the numbers measure a dead server.
+  curl -sS --max-time 5 -o /dev/null "$url" ||
+    die "$scen/$mode/$tool run $run: server not answering after the restart"
+  stop_all_servers
+  echo "$failed $p99 $requests"
+}
+
+echo "# restart.sh $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "# machine: $(nproc) cores, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1), load avg $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# graceful: $BIN_DIR ($(build_type "$BIN_DIR") build); $(nginx -v 2>&1); $(go version | cut -d' ' -f3)"
+echo "# load: $conns connections, ${duration}s, restart at ${at}s; $runs runs each; graceful-bench URL -c $conns -d ${duration}s --at ${at}s --exec ACTION [--close] --json F; wrk -t$threads -c$conns -d${duration}s --latency [-H 'Connection: close']"
+echo "# failed = graceful-bench failures.total | wrk socket errors + non-2xx; p99 = graceful-bench p99 in the second around the restart | wrk p99 of the whole run"
+echo
+echo "| scenario | mode | tool | failed (median) | failed per run | p99 ms (median) | requests (median) |"
+echo "|---|---|---|---:|---|---:|---:|"
+harness_ok=1
+for scen in "${scen_list[@]}"; do
+  read -r kind _ <<<"${scen_def[$scen]}"
+  if ! have_kind "$kind"; then
+    echo "| $scen | | | skipped: $kind not built | | | |"; continue
+  fi
+  for mode in "${mode_list[@]}"; do
+    for tool in "${tool_list[@]}"; do
+      if ! have_tool "$tool"; then
+        echo "| $scen | $mode | $tool | skipped: $tool not built | | | |"; continue
+      fi
+      fs= ps= rs=
+      for run in $(seq 1 "$runs"); do
+        read -r f p r <<<"$(one_run "$scen" "$mode" "$tool" "$run")" || exit 1
+        [ -n "$f" ] || exit 1
+        log "$scen $mode $tool run $run: failed $f, p99 ${p}ms, requests $r"
+        [ -z "$raw" ] || printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scen" "$mode" "$tool" "$run" "$f" "$p" "$r" >>"$raw"
+        fs+="$f "; ps+="$p "; rs+="$r "
+      done
+      med() { tr ' ' '\n' <<<"$1" | grep -E '^[0-9.]+$' | median; }
+      printf '| %s | %s | %s | %s | %s| %s | %s |\n' "$scen" "$mode" "$tool" \
+        "$(med "$fs")" "$fs" "$(med "$ps")" "$(med "$rs" | awk '{printf "%.0f", $1}')"
+    done
+  done
+done
