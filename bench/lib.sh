@@ -9,7 +9,7 @@ REPO=$(cd "$BENCH_DIR/.." && pwd)
 
 log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { printf '%s: %s\n' "$PROG" "$*" >&2; exit 1; }
-now_ns() { date +%s%N; }
+now_ns() { local t=${EPOCHREALTIME/[.,]/}; echo $(( t * 1000 )); }
 
 # bench_init [STATE_DIR]: a private state dir (servers' logs, pid files, nginx prefix) and the
 # cleanup trap. With KEEP_STATE=1 the directory is left for inspection.
@@ -31,7 +31,12 @@ bench_cleanup() {
 }
 
 # alive PID: exists and is not a zombie (a daemonised nginx master waits for init to reap it).
-alive() { [ -r "/proc/$1/stat" ] && ! awk '{exit !($3=="Z")}' "/proc/$1/stat" 2>/dev/null; }
+# Reads /proc without forking: exit_time.sh polls it every few milliseconds.
+alive() {
+  local _pid _comm st
+  read -r _pid _comm st _ 2>/dev/null <"/proc/$1/stat" || return 1
+  [ "$st" != Z ]
+}
 # group_alive PGID: any live member left in the process group.
 group_alive() {
   local p
