@@ -20,7 +20,7 @@
 #   --at S             second at which the restart happens (default 3)
 #   --threads N        wrk threads (default 2)
 #   --plot FILE.png    also run graceful-bench --plot on one graceful-upgrade keep-alive run
-#   --raw FILE         append one TSV line per run (scenario mode tool run failed p99_ms requests)
+#   --raw FILE         append one TSV line per run (scenario mode tool run failed p99_ms gap_ms requests)
 #   --bin-dir DIR      graceful-server / graceful-bench (default build-release/bin, then build/bin)
 #   -h, --help
 # Loopback only; each run starts a fresh server and stops it (and all it forked) afterwards.
@@ -94,18 +94,18 @@ to_ms() {
     else print "?" }'
 }
 
-# gb_field JSON WHAT: reads graceful-bench --json output (issue 5: `requests`,
-# `failures.total`, percentiles overall and in the second around the action).
+# gb_field JSON WHAT: reads graceful-bench --json output (schema 1: `requests`,
+# `failures.total`, `action.window` = the second around the action, `longest_without_success_ms`).
 gb_field() {
   case "$2" in
     requests) jq -r '.requests // "?"' "$1" ;;
     failed) jq -r '.failures.total // "?"' "$1" ;;
-    p99_action) jq -r '(.around_action.latency_ms.p99 // .action.latency_ms.p99
-                        // .around_action.p99_ms // .latency_ms.p99 // "?")' "$1" ;;
+    p99_action) jq -r '.action.window.latency_ms.p99 // "?"' "$1" ;;
+    gap) jq -r '.longest_without_success_ms // "?"' "$1" ;;
   esac
 }
 
-# one_run SCENARIO MODE TOOL RUN: prints "failed p99_ms requests".
+# one_run SCENARIO MODE TOOL RUN: prints "failed p99_ms gap_ms requests".
 one_run() {
   local scen=$1 mode=$2 tool=$3 run=$4 kind action port url env rc out json
   read -r kind action <<<"${scen_def[$scen]}"
@@ -115,7 +115,7 @@ one_run() {
   env="$STATE/$scen.env"
   rm -f "$STATE/$scen.action-rc"
   local act; act=$(printf '%q %q %q' "$BENCH_DIR/action.sh" "$action" "$env")
-  local failed p99 requests
+  local failed p99 requests gap=-
   case "$tool" in
     graceful-bench)
       json="$STATE/run.json"; rm -f "$json"
@@ -131,7 +131,7 @@ one_run() {
         die "$scen/$mode/$tool run $run: graceful-bench exited $rc: ${gb[*]}"
       fi
       failed=$(gb_field "$json" failed); p99=$(gb_field "$json" p99_action)
-      requests=$(gb_field "$json" requests)
+      requests=$(gb_field "$json" requests); gap=$(gb_field "$json" gap)
       ;;
     wrk)
       local -a w=(wrk -t"$threads" -c"$conns" -d"${duration}s" --latency "$url")
@@ -155,39 +155,39 @@ one_run() {
   curl -sS --max-time 5 -o /dev/null "$url" ||
     die "$scen/$mode/$tool run $run: server not answering after the restart"
   stop_all_servers
-  echo "$failed $p99 $requests"
+  echo "$failed $p99 $gap $requests"
 }
 
 echo "# restart.sh $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "# machine: $(nproc) cores, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1), load avg $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# graceful: $BIN_DIR ($(build_type "$BIN_DIR") build); $(nginx -v 2>&1); $(go version | cut -d' ' -f3)"
 echo "# load: $conns connections, ${duration}s, restart at ${at}s; $runs runs each; graceful-bench URL -c $conns -d ${duration}s --at ${at}s --exec ACTION [--close] --json F; wrk -t$threads -c$conns -d${duration}s --latency [-H 'Connection: close']"
-echo "# failed = graceful-bench failures.total | wrk socket errors + non-2xx; p99 = graceful-bench p99 in the second around the restart | wrk p99 of the whole run"
+echo "# failed = graceful-bench failures.total | wrk socket errors + non-2xx; p99 = graceful-bench action.window p99 (the second around the restart) | wrk p99 of the whole run; longest without a success: graceful-bench only"
 echo
-echo "| scenario | mode | tool | failed (median) | failed per run | p99 ms (median) | requests (median) |"
-echo "|---|---|---|---:|---|---:|---:|"
+echo "| scenario | mode | tool | failed (median) | failed per run | p99 ms (median) | longest without a success, ms (median) | requests (median) |"
+echo "|---|---|---|---:|---|---:|---:|---:|"
 harness_ok=1
 for scen in "${scen_list[@]}"; do
   read -r kind _ <<<"${scen_def[$scen]}"
   if ! have_kind "$kind"; then
-    echo "| $scen | | | skipped: $kind not built | | | |"; continue
+    echo "| $scen | | | skipped: $kind not built | | | | |"; continue
   fi
   for mode in "${mode_list[@]}"; do
     for tool in "${tool_list[@]}"; do
       if ! have_tool "$tool"; then
-        echo "| $scen | $mode | $tool | skipped: $tool not built | | | |"; continue
+        echo "| $scen | $mode | $tool | skipped: $tool not built | | | | |"; continue
       fi
-      fs= ps= rs=
+      fs= ps= gs= rs=
       for run in $(seq 1 "$runs"); do
-        read -r f p r <<<"$(one_run "$scen" "$mode" "$tool" "$run")" || exit 1
-        [ -n "$f" ] || exit 1
-        log "$scen $mode $tool run $run: failed $f, p99 ${p}ms, requests $r"
-        [ -z "$raw" ] || printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scen" "$mode" "$tool" "$run" "$f" "$p" "$r" >>"$raw"
-        fs+="$f "; ps+="$p "; rs+="$r "
+        read -r f p g r <<<"$(one_run "$scen" "$mode" "$tool" "$run")" || exit 1
+        [ -n "$r" ] || exit 1
+        log "$scen $mode $tool run $run: failed $f, p99 ${p} ms, longest gap ${g} ms, requests $r"
+        [ -z "$raw" ] || printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scen" "$mode" "$tool" "$run" "$f" "$p" "$g" "$r" >>"$raw"
+        fs+="$f "; ps+="$p "; gs+="$g "; rs+="$r "
       done
-      med() { tr ' ' '\n' <<<"$1" | grep -E '^[0-9.]+$' | median; }
-      printf '| %s | %s | %s | %s | %s| %s | %s |\n' "$scen" "$mode" "$tool" \
-        "$(med "$fs")" "$fs" "$(med "$ps")" "$(med "$rs" | awk '{printf "%.0f", $1}')"
+      med() { local m; m=$(tr ' ' '\n' <<<"$1" | grep -E '^[0-9.]+$' | median); [ "$m" = nan ] && m=-; echo "$m"; }
+      printf '| %s | %s | %s | %s | %s| %s | %s | %s |\n' "$scen" "$mode" "$tool" \
+        "$(med "$fs")" "$fs" "$(med "$ps")" "$(med "$gs")" "$(med "$rs" | awk '{printf "%.0f", $1}')"
     done
   done
 done

@@ -20,6 +20,7 @@ pkgs+=(
   curl wrk nghttp2-client nginx-light haproxy
   golang-go golang-github-cloudflare-tableflip-dev
   gnuplot-nox procps iproute2 lsof python3 python3-yaml
+  jq                         # bench/restart.sh reads graceful-bench --json
   clang libclang-rt-14-dev   # libFuzzer target
 )
 
