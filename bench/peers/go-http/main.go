@@ -56,6 +56,11 @@ func run() int {
 		return 2
 	}
 
+	// Catch the stop signals before anyone can learn we are up (READY=1, the port answering):
+	// a supervisor's SIGTERM right after READY=1 must mean Shutdown, not the default death.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+
 	var listeners []net.Listener
 	var err error
 	if *listenFds {
@@ -84,8 +89,6 @@ func run() int {
 	}
 	notify("READY=1")
 
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	select {
 	case sig := <-sigs:
 		fmt.Fprintf(os.Stderr, "go-http: pid %d got %v, shutting down\n", os.Getpid(), sig)

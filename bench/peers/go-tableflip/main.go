@@ -53,9 +53,10 @@ func run() int {
 	}
 	defer upg.Stop()
 
+	// Subscribe before Ready: a SIGHUP/SIGTERM right after the pid file appears must not kill us.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	go func() {
-		sigs := make(chan os.Signal, 1)
-		signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 		for sig := range sigs {
 			if sig != syscall.SIGHUP {
 				fmt.Fprintln(os.Stderr, prefix, "got", sig, "- stopping")
