@@ -27,19 +27,26 @@ using std::chrono::nanoseconds;
 double seconds_of(nanoseconds d) { return duration<double>(d).count(); }
 double ms(std::uint64_t us) { return double(us) / 1000.0; }
 
-/// The longest stretch of the run with no successful response, from the 1 ms bitmap.
+/// The longest stretch with no successful response, from the 1 ms bitmap, between the first
+/// and the last success (connection warm-up at the start is not an outage); the whole run
+/// when nothing succeeded.
 struct gap {
   double length_ms = 0;
   double from_s = 0;
 };
 gap longest_gap(const run_stats& s, nanoseconds load_end) {
   const auto end_ms = static_cast<std::size_t>(std::chrono::duration_cast<std::chrono::milliseconds>(load_end).count());
-  const std::size_t limit = std::min(end_ms, s.success_ms.size() * 64);
+  const std::size_t bits = s.success_ms.size() * 64;
+  auto hit = [&](std::size_t i) { return (s.success_ms[i / 64] >> (i % 64)) & 1u; };
+  std::size_t first = 0, last = std::min(end_ms, bits);
+  while (first < last && !hit(first)) ++first;
+  if (first == last) return {double(last), 0.0};
+  while (last > first && !hit(last - 1)) --last;
+  const std::size_t limit = last;
   gap best;
   std::size_t run_start = 0, run = 0;
-  for (std::size_t i = 0; i < limit; ++i) {
-    const bool hit = (s.success_ms[i / 64] >> (i % 64)) & 1u;
-    if (hit) {
+  for (std::size_t i = first; i < limit; ++i) {
+    if (hit(i)) {
       run = 0;
       continue;
     }
