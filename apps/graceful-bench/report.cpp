@@ -27,9 +27,9 @@ using std::chrono::nanoseconds;
 double seconds_of(nanoseconds d) { return duration<double>(d).count(); }
 double ms(std::uint64_t us) { return double(us) / 1000.0; }
 
-/// The longest stretch with no successful response, from the 1 ms bitmap, between the first
-/// and the last success (connection warm-up at the start is not an outage); the whole run
-/// when nothing succeeded.
+/// The longest stretch with no successful response, from the 1 ms bitmap, from the first
+/// success to the end of the load (connection warm-up before the first response is not an
+/// outage; a server that never comes back is); the whole run when nothing succeeded.
 struct gap {
   double length_ms = 0;
   double from_s = 0;
@@ -41,7 +41,6 @@ gap longest_gap(const run_stats& s, nanoseconds load_end) {
   std::size_t first = 0, last = std::min(end_ms, bits);
   while (first < last && !hit(first)) ++first;
   if (first == last) return {double(last), 0.0};
-  while (last > first && !hit(last - 1)) --last;
   const std::size_t limit = last;
   gap best;
   std::size_t run_start = 0, run = 0;
