@@ -114,6 +114,7 @@ one_run() {
   start_server "$scen" "$kind" "$port"
   env="$STATE/$scen.env"
   rm -f "$STATE/$scen.action-rc"
+  local pid_before; pid_before=$(current_pid "$scen")
   local act; act=$(printf '%q %q %q' "$BENCH_DIR/action.sh" "$action" "$env")
   local failed p99 requests gap=-
   case "$tool" in
@@ -151,6 +152,11 @@ one_run() {
   esac
   local arc; arc=$(cat "$STATE/$scen.action-rc" 2>/dev/null || echo "?")
   [ "$arc" = 0 ] || die "$scen/$mode/$tool run $run: the restart action '$action' failed (status $arc)"
+  # Every action but a reload replaces the serving process: if the pid file still names the old
+  # one, nothing was restarted and the numbers would flatter the scenario.
+  if [ "$action" != nginx-reload ] && [ "$(current_pid "$scen")" = "$pid_before" ]; then
+    die "$scen/$mode/$tool run $run: '$action' did not replace pid $pid_before (pid file $STATE/$scen.pid unchanged)"
+  fi
   # The restarted/upgraded server must still answer: otherwise the numbers measure a dead server.
   curl -sS --max-time 5 -o /dev/null "$url" ||
     die "$scen/$mode/$tool run $run: server not answering after the restart"
@@ -166,7 +172,10 @@ echo "# failed = graceful-bench failures.total | wrk socket errors + non-2xx; p9
 echo
 echo "| scenario | mode | tool | failed (median) | failed per run | p99 ms (median) | longest without a success, ms (median) | requests (median) |"
 echo "|---|---|---|---:|---|---:|---:|---:|"
-harness_ok=1
+fmt2() { awk -v v="$1" 'BEGIN { if (v == "-") print v; else printf "%.2f", v }'; }
+med() { local m; m=$(tr ' ' '\n' <<<"$1" | grep -E '^[0-9.]+$' | median); [ "$m" = nan ] && m=-; echo "$m"; }
+# Medians by "scenario mode tool", for the side-by-side summary at the end.
+declare -A sum_failed sum_p99
 for scen in "${scen_list[@]}"; do
   read -r kind _ <<<"${scen_def[$scen]}"
   if ! have_kind "$kind"; then
@@ -185,9 +194,29 @@ for scen in "${scen_list[@]}"; do
         [ -z "$raw" ] || printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scen" "$mode" "$tool" "$run" "$f" "$p" "$g" "$r" >>"$raw"
         fs+="$f "; ps+="$p "; gs+="$g "; rs+="$r "
       done
-      med() { local m; m=$(tr ' ' '\n' <<<"$1" | grep -E '^[0-9.]+$' | median); [ "$m" = nan ] && m=-; echo "$m"; }
+      sum_failed["$scen $mode $tool"]=$(med "$fs")
+      sum_p99["$scen $mode $tool"]=$(fmt2 "$(med "$ps")")
       printf '| %s | %s | %s | %s | %s| %s | %s | %s |\n' "$scen" "$mode" "$tool" \
-        "$(med "$fs")" "$fs" "$(med "$ps")" "$(med "$gs")" "$(med "$rs" | awk '{printf "%.0f", $1}')"
+        "$(med "$fs")" "$fs" "${sum_p99["$scen $mode $tool"]}" "$(med "$gs")" "$(med "$rs")"
     done
   done
+done
+
+# Side by side: one row per scenario, failed requests (median) and p99 for each mode and tool.
+echo
+header="| scenario |" rule="|---|"
+for mode in "${mode_list[@]}"; do
+  for tool in "${tool_list[@]}"; do
+    header+=" $mode: $tool failed | $mode: $tool p99 ms |"; rule+="---:|---:|"
+  done
+done
+echo "$header"; echo "$rule"
+for scen in "${scen_list[@]}"; do
+  line="| $scen |"
+  for mode in "${mode_list[@]}"; do
+    for tool in "${tool_list[@]}"; do
+      line+=" ${sum_failed["$scen $mode $tool"]:--} | ${sum_p99["$scen $mode $tool"]:--} |"
+    done
+  done
+  echo "$line"
 done

@@ -115,7 +115,7 @@ for k in "${kinds[@]}"; do
   curl -sS --max-time 5 -o /dev/null "http://127.0.0.1:$p/" || die "$k: GET / failed"
   sleep 0.5
   before=$(rss_kb "$g")
-  fifo="$STATE/idle-$k.out"
+  fifo="$STATE/idle-$k.out"; : >"$fifo"
   "$PEERS/idle-conns" -addr "127.0.0.1:$p" -n "$idle" -hold 60s >"$fifo" 2>"$STATE/idle-$k.err" &
   opener=$!
   end=$(( $(now_ns) + 60000000000 ))

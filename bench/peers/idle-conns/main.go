@@ -6,6 +6,8 @@
 //
 //	idle-conns -addr 127.0.0.1:PORT [-n 10000] [-parallel 100] [-path /] [-hold 60s]
 //
+// Like a real keep-alive client (a browser, Go's http.Transport), it closes a connection as
+// soon as the server closes it (FIN), so a server that lingers on close is not kept waiting.
 // Prints "open N" on stdout once N connections are open and answered, then
 // "still-open K" when it is told to stop (SIGTERM/SIGINT) or -hold passes: K counts the
 // connections the server had not closed meanwhile. Exit status 1 if fewer than N opened.
@@ -22,6 +24,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -64,6 +67,20 @@ func main() {
 		}(i)
 	}
 	wg.Wait()
+	// One blocked reader per connection: any byte, EOF or error from an idle keep-alive
+	// connection means the server is done with it.
+	var live int64 = int64(*n - failed)
+	for _, c := range conns {
+		if c == nil {
+			continue
+		}
+		go func(c net.Conn) {
+			var b [1]byte
+			c.Read(b[:])
+			c.Close()
+			atomic.AddInt64(&live, -1)
+		}(c)
+	}
 	if failed > 0 {
 		fmt.Fprintf(os.Stderr, "idle-conns: %d of %d connections failed, first: %v\n", failed, *n, firstErr)
 	}
@@ -75,21 +92,7 @@ func main() {
 	case <-sigs:
 	case <-time.After(*hold):
 	}
-	// A connection the server closed meanwhile reads EOF at once; a live one times out.
-	still := 0
-	for _, c := range conns {
-		if c == nil {
-			continue
-		}
-		c.SetReadDeadline(time.Now().Add(time.Millisecond))
-		var b [1]byte
-		if _, err := c.Read(b[:]); err != nil {
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
-				still++
-			}
-		}
-		c.Close()
-	}
+	still := atomic.LoadInt64(&live)
 	fmt.Printf("still-open %d\n", still)
 	if failed > 0 {
 		os.Exit(1)
