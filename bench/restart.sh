@@ -19,7 +19,8 @@
 #   --duration S       seconds of load per run (default 6)
 #   --at S             second at which the restart happens (default 3)
 #   --threads N        wrk threads (default 2)
-#   --plot FILE.png    also run graceful-bench --plot on one graceful-upgrade keep-alive run
+#   --plot DIR         graceful-bench --plot of each scenario's first keep-alive run, written to
+#                      DIR/restart-SCENARIO.png
 #   --raw FILE         append one TSV line per run (scenario mode tool run failed p99_ms gap_ms requests)
 #   --bin-dir DIR      graceful-server / graceful-bench (default build-release/bin, then build/bin)
 #   -h, --help
@@ -77,6 +78,9 @@ for s in "${scen_list[@]}"; do [ -n "${scen_def[$s]:-}" ] || { echo "$PROG: unkn
 for m in "${mode_list[@]}"; do case "$m" in keepalive|close) ;; *) echo "$PROG: unknown mode $m" >&2; exit 2 ;; esac; done
 for t in "${tool_list[@]}"; do case "$t" in graceful-bench|wrk) ;; *) echo "$PROG: unknown tool $t" >&2; exit 2 ;; esac; done
 
+if [ -n "$plot" ]; then
+  mkdir -p "$plot" && plot=$(cd "$plot" && pwd) || { echo "$PROG: cannot create $plot" >&2; exit 2; }
+fi
 bench_init
 peers_init
 have_tool() {
@@ -123,8 +127,8 @@ one_run() {
       local -a gb=("$BIN_DIR/graceful-bench" "$url" -c "$conns" -d "${duration}s"
                    --at "${at}s" --exec "$act" --json "$json")
       [ "$mode" = close ] && gb+=(--close)
-      [ -n "$plot" ] && [ "$scen" = graceful-upgrade ] && [ "$mode" = keepalive ] &&
-        [ "$run" = 1 ] && gb+=(--plot "$plot")
+      [ -n "$plot" ] && [ "$mode" = keepalive ] && [ "$run" = 1 ] &&
+        gb+=(--plot "$plot/restart-$scen.png")
       rc=0; timeout $(( duration + 30 )) "${gb[@]}" >"$STATE/run.out" 2>&1 || rc=$?
       # 0: nothing failed, 1: some requests failed; anything else is the harness's problem.
       if [ "$rc" -gt 1 ]; then

@@ -8,7 +8,8 @@
 #   --threads N        wrk threads, the same for every server (default 2)
 #   --connections N    wrk connections (default 64)
 #   --duration D       seconds per wrk run (default 5)
-#   --runs N           wrk runs per server, interleaved; the median is reported (default 3)
+#   --runs N           wrk runs per server, interleaved; the median is reported (default 3;
+#                      0 skips the throughput part)
 #   --idle-conns N     idle keep-alive connections for the RSS measurement (default 10000; 0 skips)
 #   --bin-dir DIR      where graceful-server is (default build-release/bin, then build/bin)
 #   -h, --help
@@ -39,7 +40,7 @@ done
 for v in "$threads" "$conns" "$duration" "$runs" "$idle"; do
   [[ "$v" =~ ^[0-9]+$ ]] || { echo "$PROG: not a count: $v" >&2; exit 2; }
 done
-[ "$runs" -ge 1 ] && [ "$duration" -ge 1 ] && [ "$conns" -ge "$threads" ] ||
+[ "$duration" -ge 1 ] && [ "$conns" -ge "$threads" ] ||
   { echo "$PROG: need --runs >= 1, --duration >= 1, --connections >= --threads" >&2; exit 2; }
 command -v wrk >/dev/null || die "wrk not found (apt-get install wrk)"
 
@@ -56,47 +57,50 @@ done
 echo "# throughput.sh $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "# machine: $(nproc) cores, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1), load avg $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# graceful-server: $BIN_DIR ($(build_type "$BIN_DIR") build); $(nginx -v 2>&1); $(go version | cut -d' ' -f3); $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"
-echo "# wrk -t$threads -c$conns -d${duration}s http://127.0.0.1:PORT/ ; $runs runs per server, interleaved, median"
+[ "$runs" -eq 0 ] ||
+  echo "# wrk -t$threads -c$conns -d${duration}s http://127.0.0.1:PORT/ ; $runs runs per server, interleaved, median"
 
-declare -A port pid rps
-for k in "${kinds[@]}"; do
-  port[$k]=$(free_port)
-  start_server "tp-$k" "$k" "${port[$k]}"
-  pid[$k]=$SERVER_PID
-  body=$(curl -sS --max-time 5 "http://127.0.0.1:${port[$k]}/") || die "$k: GET / failed"
-  [ "$body" = "Hello, World!" ] || log "note: $k answers GET / with '$body' (not the 14-byte body the others send)"
-done
-
-# One short warm-up each, then the runs interleaved so a burst of noise from the other users
-# of this machine hits every server alike.
-for k in "${kinds[@]}"; do wrk -t"$threads" -c"$conns" -d1s "http://127.0.0.1:${port[$k]}/" >/dev/null; done
-for r in $(seq 1 "$runs"); do
+if [ "$runs" -gt 0 ]; then
+  declare -A port pid rps
   for k in "${kinds[@]}"; do
-    out=$(wrk -t"$threads" -c"$conns" -d"${duration}s" "http://127.0.0.1:${port[$k]}/") ||
-      die "wrk failed against $k"
-    v=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
-    [ -n "$v" ] || die "no Requests/sec in wrk output against $k"
-    errs=$(awk '/Socket errors|Non-2xx/' <<<"$out")
-    [ -z "$errs" ] || log "$k run $r: $errs"
-    rps[$k]+="$v "
-    log "$k run $r: $v req/s"
+    port[$k]=$(free_port)
+    start_server "tp-$k" "$k" "${port[$k]}"
+    pid[$k]=$SERVER_PID
+    body=$(curl -sS --max-time 5 "http://127.0.0.1:${port[$k]}/") || die "$k: GET / failed"
+    [ "$body" = "Hello, World!" ] || log "note: $k answers GET / with '$body' (not the 14-byte body the others send)"
   done
-done
 
-echo
-echo "| server | req/s (median) | runs |"
-echo "|---|---:|---|"
-declare -A med
-for k in "${kinds[@]}"; do
-  med[$k]=$(tr ' ' '\n' <<<"${rps[$k]}" | grep . | median)
-  printf '| %s | %.0f | %s|\n' "$k" "${med[$k]}" "${rps[$k]}"
-done
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
-if [ -n "${med[graceful]:-}" ]; then
-  [ -n "${med[nginx]:-}" ] && echo "ratio graceful/nginx: $(ratio "${med[graceful]}" "${med[nginx]}")"
-  [ -n "${med[go-http]:-}" ] && echo "ratio graceful/go: $(ratio "${med[graceful]}" "${med[go-http]}")"
+  # One short warm-up each, then the runs interleaved so a burst of noise from the other users
+  # of this machine hits every server alike.
+  for k in "${kinds[@]}"; do wrk -t"$threads" -c"$conns" -d1s "http://127.0.0.1:${port[$k]}/" >/dev/null; done
+  for r in $(seq 1 "$runs"); do
+    for k in "${kinds[@]}"; do
+      out=$(wrk -t"$threads" -c"$conns" -d"${duration}s" "http://127.0.0.1:${port[$k]}/") ||
+        die "wrk failed against $k"
+      v=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+      [ -n "$v" ] || die "no Requests/sec in wrk output against $k"
+      errs=$(awk '/Socket errors|Non-2xx/' <<<"$out")
+      [ -z "$errs" ] || log "$k run $r: $errs"
+      rps[$k]+="$v "
+      log "$k run $r: $v req/s"
+    done
+  done
+
+  echo
+  echo "| server | req/s (median) | runs |"
+  echo "|---|---:|---|"
+  declare -A med
+  for k in "${kinds[@]}"; do
+    med[$k]=$(tr ' ' '\n' <<<"${rps[$k]}" | grep . | median)
+    printf '| %s | %.0f | %s|\n' "$k" "${med[$k]}" "${rps[$k]}"
+  done
+  ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
+  if [ -n "${med[graceful]:-}" ]; then
+    [ -n "${med[nginx]:-}" ] && echo "ratio graceful/nginx: $(ratio "${med[graceful]}" "${med[nginx]}")"
+    [ -n "${med[go-http]:-}" ] && echo "ratio graceful/go: $(ratio "${med[graceful]}" "${med[go-http]}")"
+  fi
+  stop_all_servers
 fi
-stop_all_servers
 
 [ "$idle" -gt 0 ] || exit 0
 
