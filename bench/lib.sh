@@ -149,6 +149,12 @@ launch_server() {
     tail -n 20 "$STATE/$SERVER_NAME.log" >&2
     die "$SERVER_KIND exited at start (is 127.0.0.1:$SERVER_PORT taken?)"
   fi
+  # The restart actions signal whatever the pid file names: it must name this process.
+  local end=$(( $(now_ns) + 5000000000 ))
+  until [ "$(tr -d '[:space:]' <"$SERVER_PIDFILE" 2>/dev/null)" = "$SERVER_PID" ]; do
+    [ "$(now_ns)" -lt "$end" ] || die "$SERVER_KIND did not write pid $SERVER_PID to $SERVER_PIDFILE"
+    sleep 0.01
+  done
 }
 
 # current_pid NAME: the pid now serving (it changes across upgrades); reads the pid file.
