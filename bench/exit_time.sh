@@ -54,7 +54,7 @@ fi
 
 # one_run KIND SIGNAL CASE: prints "milliseconds http_status_of_the_inflight_request".
 one_run() {
-  local kind=$1 sig=$2 case=$3 port pid holder= curl_pid= code=-
+  local kind=$1 sig=$2 case=$3 port pid holder='' curl_pid='' code=-
   port=$(free_port)
   start_server "exit-$kind" "$kind" "$port"
   pid=$(current_pid "exit-$kind")

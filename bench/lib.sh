@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by bench/*.sh (sourced, not run). Starts servers in their own process groups on
 # loopback, records every group in $STATE/groups, and kills them all on exit, so a harness that
 # fails or is interrupted leaves no process behind.
@@ -57,8 +58,8 @@ wait_port() {
 }
 # free_port: an unused port below the ephemeral range (so wrk's own sockets never collide).
 free_port() {
-  local p i
-  for i in $(seq 1 200); do
+  local p
+  for _ in $(seq 1 200); do
     p=$(( 20000 + RANDOM % 12000 ))
     if ! ss -Htan "( sport = :$p )" 2>/dev/null | grep -q .; then echo "$p"; return 0; fi
   done
@@ -103,8 +104,10 @@ start_server() {
   local name=$1 kind=$2 port=$3 pidfile="$STATE/$1.pid"
   local -a cmd
   case "$kind" in
-    graceful) cmd=("$BIN_DIR/graceful-server" --listen "127.0.0.1:$port" --pid-file "$pidfile"
-                   ${GRACEFUL_SERVER_ARGS:-}) ;;
+    graceful) local -a extra=()
+              # GRACEFUL_SERVER_ARGS: extra flags, split on spaces (e.g. "--threads 2").
+              read -r -a extra <<<"${GRACEFUL_SERVER_ARGS:-}"
+              cmd=("$BIN_DIR/graceful-server" --listen "127.0.0.1:$port" --pid-file "$pidfile" "${extra[@]}") ;;
     go-http) cmd=("$PEERS/go-http" -listen "127.0.0.1:$port" -pid-file "$pidfile") ;;
     go-tableflip) cmd=("$PEERS/go-tableflip" -listen "127.0.0.1:$port" -pid-file "$pidfile") ;;
     nginx) ;;

@@ -36,7 +36,7 @@ source "$(dirname "$0")/lib.sh"
 usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 all_scenarios=graceful-upgrade,graceful-kill9,graceful-term,go-shutdown,go-tableflip,nginx-upgrade,nginx-reload
 scenarios=$all_scenarios modes=keepalive,close tools=graceful-bench,wrk
-runs=5 conns=64 duration=6 at=3 threads=2 plot= raw=
+runs=5 conns=64 duration=6 at=3 threads=2 plot='' raw=''
 BIN_DIR=$(find_bin_dir)
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -190,7 +190,7 @@ for scen in "${scen_list[@]}"; do
       if ! have_tool "$tool"; then
         echo "| $scen | $mode | $tool | skipped: $tool not built | | | | |"; continue
       fi
-      fs= ps= gs= rs=
+      fs='' ps='' gs='' rs=''
       for run in $(seq 1 "$runs"); do
         read -r f p g r <<<"$(one_run "$scen" "$mode" "$tool" "$run")" || exit 1
         [ -n "$r" ] || exit 1

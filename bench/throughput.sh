@@ -61,11 +61,10 @@ echo "# graceful-server: $BIN_DIR ($(build_type "$BIN_DIR") build); $(nginx -v 2
   echo "# wrk -t$threads -c$conns -d${duration}s http://127.0.0.1:PORT/ ; $runs runs per server, interleaved, median"
 
 if [ "$runs" -gt 0 ]; then
-  declare -A port pid rps
+  declare -A port rps
   for k in "${kinds[@]}"; do
     port[$k]=$(free_port)
     start_server "tp-$k" "$k" "${port[$k]}"
-    pid[$k]=$SERVER_PID
     body=$(curl -sS --max-time 5 "http://127.0.0.1:${port[$k]}/") || die "$k: GET / failed"
     [ "$body" = "Hello, World!" ] || log "note: $k answers GET / with '$body' (not the 14-byte body the others send)"
   done

@@ -28,7 +28,7 @@ out=$(cd "$out" && pwd)
 # Tests run in parallel (one ctest process per test) and may all ask for the same build.
 exec 9>"$out/.lock"
 flock -w 120 9 || { echo "peers/build.sh: $out is locked by another build for 120 s" >&2; exit 1; }
-export GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS= CGO_ENABLED=0
+export GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS='' CGO_ENABLED=0
 # Keep Go's caches inside the build directory: nothing written to $HOME, and `rm -rf build` resets all.
 export GOCACHE="$out/.gocache"
 for p in "${names[@]}"; do
