@@ -21,7 +21,8 @@
 #   --threads N        wrk threads (default 2)
 #   --plot DIR         graceful-bench --plot of each scenario's first keep-alive run, written to
 #                      DIR/restart-SCENARIO.png
-#   --raw FILE         append one TSV line per run (scenario mode tool run failed p99_ms gap_ms requests)
+#   --raw FILE         append one TSV line per run (scenario mode tool run failed p99_ms gap_ms
+#                      requests kinds)
 #   --bin-dir DIR      graceful-server / graceful-bench (default build-release/bin, then build/bin)
 #   -h, --help
 # Loopback only; each run starts a fresh server and stops it (and all it forked) afterwards.
@@ -106,10 +107,13 @@ gb_field() {
     failed) jq -r '.failures.total // "?"' "$1" ;;
     p99_action) jq -r '.action.window.latency_ms.p99 // "?"' "$1" ;;
     gap) jq -r '.longest_without_success_ms // "?"' "$1" ;;
+    # "connect_refused=12,connection_reset=64": the classes that occurred, for the kinds column.
+    kinds) jq -r '[.failures | to_entries[] | select(.key != "total" and .value > 0)
+                   | "\(.key)=\(.value)"] | join(",")' "$1" ;;
   esac
 }
 
-# one_run SCENARIO MODE TOOL RUN: prints "failed p99_ms gap_ms requests".
+# one_run SCENARIO MODE TOOL RUN: prints "failed p99_ms gap_ms requests kinds".
 one_run() {
   local scen=$1 mode=$2 tool=$3 run=$4 kind action port url env rc out json
   read -r kind action <<<"${scen_def[$scen]}"
@@ -120,7 +124,7 @@ one_run() {
   rm -f "$STATE/$scen.action-rc"
   local pid_before; pid_before=$(current_pid "$scen")
   local act; act=$(printf '%q %q %q' "$BENCH_DIR/action.sh" "$action" "$env")
-  local failed p99 requests gap=-
+  local failed p99 requests gap=- kinds=''
   case "$tool" in
     graceful-bench)
       json="$STATE/run.json"; rm -f "$json"
@@ -137,6 +141,7 @@ one_run() {
       fi
       failed=$(gb_field "$json" failed); p99=$(gb_field "$json" p99_action)
       requests=$(gb_field "$json" requests); gap=$(gb_field "$json" gap)
+      kinds=$(gb_field "$json" kinds)
       ;;
     wrk)
       local -a w=(wrk -t"$threads" -c"$conns" -d"${duration}s" --latency "$url")
@@ -152,6 +157,9 @@ one_run() {
                     /Non-2xx or 3xx responses:/ {s += $NF} END {print s + 0}' <<<"$out")
       p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
       requests=$(awk '/requests in/ {print $1}' <<<"$out")
+      kinds=$(awk '/Socket errors:/ {gsub(",", ""); printf "connect=%d,read=%d,write=%d,timeout=%d,", $4, $6, $8, $10}
+                   /Non-2xx or 3xx responses:/ {printf "non2xx=%d,", $NF}' <<<"$out" |
+              tr ',' '\n' | grep -v '=0$' | paste -sd, -)
       ;;
   esac
   local arc; arc=$(cat "$STATE/$scen.action-rc" 2>/dev/null || echo "?")
@@ -165,7 +173,7 @@ one_run() {
   curl -sS --max-time 5 -o /dev/null "$url" ||
     die "$scen/$mode/$tool run $run: server not answering after the restart"
   stop_all_servers
-  echo "$failed $p99 $gap $requests"
+  echo "$failed $p99 $gap $requests ${kinds:-none}"
 }
 
 echo "# restart.sh $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -174,8 +182,8 @@ echo "# graceful: $BIN_DIR ($(build_type "$BIN_DIR") build); $(nginx -v 2>&1); $
 echo "# load: $conns connections, ${duration}s, restart at ${at}s; $runs runs each; graceful-bench URL -c $conns -d ${duration}s --at ${at}s --exec ACTION [--close] --json F; wrk -t$threads -c$conns -d${duration}s --latency [-H 'Connection: close']"
 echo "# failed = graceful-bench failures.total | wrk socket errors + non-2xx; p99 = graceful-bench action.window p99 (the second around the restart) | wrk p99 of the whole run; longest without a success: graceful-bench only"
 echo
-echo "| scenario | mode | tool | failed (median) | failed per run | p99 ms (median) | longest without a success, ms (median) | requests (median) |"
-echo "|---|---|---|---:|---|---:|---:|---:|"
+echo "| scenario | mode | tool | failed (median) | failed per run | p99 ms (median) | longest without a success, ms (median) | requests (median) | failure kinds, all runs |"
+echo "|---|---|---|---:|---|---:|---:|---:|---|"
 fmt2() { awk -v v="$1" 'BEGIN { if (v == "-") print v; else printf "%.2f", v }'; }
 med() { local m; m=$(tr ' ' '\n' <<<"$1" | grep -E '^[0-9.]+$' | median); [ "$m" = nan ] && m=-; echo "$m"; }
 # Medians by "scenario mode tool", for the side-by-side summary at the end.
@@ -183,25 +191,28 @@ declare -A sum_failed sum_p99
 for scen in "${scen_list[@]}"; do
   read -r kind _ <<<"${scen_def[$scen]}"
   if ! have_kind "$kind"; then
-    echo "| $scen | | | skipped: $kind not built | | | | |"; continue
+    echo "| $scen | | | skipped: $kind not built | | | | | |"; continue
   fi
   for mode in "${mode_list[@]}"; do
     for tool in "${tool_list[@]}"; do
       if ! have_tool "$tool"; then
-        echo "| $scen | $mode | $tool | skipped: $tool not built | | | | |"; continue
+        echo "| $scen | $mode | $tool | skipped: $tool not built | | | | | |"; continue
       fi
-      fs='' ps='' gs='' rs=''
+      fs='' ps='' gs='' rs='' ks=''
       for run in $(seq 1 "$runs"); do
-        read -r f p g r <<<"$(one_run "$scen" "$mode" "$tool" "$run")" || exit 1
-        [ -n "$r" ] || exit 1
-        log "$scen $mode $tool run $run: failed $f, p99 ${p} ms, longest gap ${g} ms, requests $r"
-        [ -z "$raw" ] || printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scen" "$mode" "$tool" "$run" "$f" "$p" "$g" "$r" >>"$raw"
-        fs+="$f "; ps+="$p "; gs+="$g "; rs+="$r "
+        read -r f p g r k <<<"$(one_run "$scen" "$mode" "$tool" "$run")" || exit 1
+        [ -n "$k" ] || exit 1
+        log "$scen $mode $tool run $run: failed $f ($k), p99 ${p} ms, longest gap ${g} ms, requests $r"
+        [ -z "$raw" ] || printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scen" "$mode" "$tool" "$run" "$f" "$p" "$g" "$r" "$k" >>"$raw"
+        fs+="$f "; ps+="$p "; gs+="$g "; rs+="$r "; ks+="$k,"
       done
       sum_failed["$scen $mode $tool"]=$(med "$fs")
       sum_p99["$scen $mode $tool"]=$(fmt2 "$(med "$ps")")
-      printf '| %s | %s | %s | %s | %s| %s | %s | %s |\n' "$scen" "$mode" "$tool" \
-        "$(med "$fs")" "$fs" "${sum_p99["$scen $mode $tool"]}" "$(med "$gs")" "$(med "$rs")"
+      # Failure kinds summed over the runs, e.g. "connection_reset=320".
+      kinds=$(tr ',' '\n' <<<"$ks" | grep '=' | awk -F= '{n[$1] += $2} END {for (k in n) printf "%s=%d\n", k, n[k]}' |
+              sort | paste -sd, -)
+      printf '| %s | %s | %s | %s | %s| %s | %s | %s | %s |\n' "$scen" "$mode" "$tool" \
+        "$(med "$fs")" "$fs" "${sum_p99["$scen $mode $tool"]}" "$(med "$gs")" "$(med "$rs")" "${kinds:-none}"
     done
   done
 done
