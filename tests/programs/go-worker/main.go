@@ -1,0 +1,95 @@
+// graceful-run-go-worker: a plain Go net/http server that takes its listeners from systemd
+// socket activation (LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID) and says READY=1 on
+// NOTIFY_SOCKET: the kind of server graceful-run exists for, written with the standard
+// library only.
+//
+// On SIGTERM it turns keep-alive off for -drain (every response then carries
+// "Connection: close", so busy keep-alive clients move to the new worker without a failed
+// request), then calls Shutdown with a 10 s deadline.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func listeners() ([]net.Listener, []string) {
+	if os.Getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) {
+		log.Fatalf("LISTEN_PID=%q is not my pid %d", os.Getenv("LISTEN_PID"), os.Getpid())
+	}
+	n, err := strconv.Atoi(os.Getenv("LISTEN_FDS"))
+	if err != nil || n < 1 {
+		log.Fatalf("LISTEN_FDS=%q", os.Getenv("LISTEN_FDS"))
+	}
+	names := strings.Split(os.Getenv("LISTEN_FDNAMES"), ":")
+	var ls []net.Listener
+	for i := 0; i < n; i++ {
+		name := "unknown"
+		if i < len(names) {
+			name = names[i]
+		}
+		f := os.NewFile(uintptr(3+i), name)
+		l, err := net.FileListener(f)
+		if err != nil {
+			log.Fatalf("fd %d: %v", 3+i, err)
+		}
+		f.Close()
+		ls = append(ls, l)
+	}
+	return ls, names
+}
+
+func notify(state string) {
+	addr := os.Getenv("NOTIFY_SOCKET")
+	if addr == "" {
+		return
+	}
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: addr, Net: "unixgram"})
+	if err != nil {
+		log.Printf("notify: %v", err)
+		return
+	}
+	defer c.Close()
+	c.Write([]byte(state))
+}
+
+func main() {
+	drain := flag.Duration("drain", 200*time.Millisecond, "keep-alive off this long before Shutdown")
+	flag.Parse()
+	ls, names := listeners()
+	pid := os.Getpid()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%d\n", pid)
+	})
+	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "pid=%d\nLISTEN_PID=%s\nLISTEN_FDS=%s\nLISTEN_FDNAMES=%s\nnames=%d\n", pid,
+			os.Getenv("LISTEN_PID"), os.Getenv("LISTEN_FDS"), os.Getenv("LISTEN_FDNAMES"), len(names))
+	})
+	srv := &http.Server{Handler: mux}
+	for _, l := range ls {
+		go srv.Serve(l)
+	}
+	notify("READY=1")
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	<-sig
+	srv.SetKeepAlivesEnabled(false)
+	time.Sleep(*drain)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Printf("shutdown: %v", err)
+		os.Exit(1)
+	}
+}
