@@ -76,6 +76,9 @@ int main(int argc, char** argv) {
   sigemptyset(&sigs);
   for (int s : {SIGCHLD, SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2}) sigaddset(&sigs, s);
   ::sigprocmask(SIG_BLOCK, &sigs, nullptr);
+  // A supervisor must outlive a closed log pipe; write errors are ignored instead.
+  // (Workers get SIG_DFL back in spawn().)
+  ::signal(SIGPIPE, SIG_IGN);
 
   run_options opts;
   std::vector<std::string> listen_flags;
@@ -90,7 +93,9 @@ int main(int argc, char** argv) {
   app.add_option("--listen", listen_flags,
                  "NAME=ADDR: a listening socket passed to the worker (repeatable); ADDR is "
                  "HOST:PORT, [IPV6]:PORT, :PORT or unix:/path")
-      ->type_name("NAME=ADDR");
+      ->type_name("NAME=ADDR")
+      // One value per --listen: otherwise CLI11 lets a vector option swallow what follows.
+      ->allow_extra_args(false);
   app.add_option("--upgrade-timeout", "time a new worker has to become ready (default 60s)")
       ->type_name("D")
       ->check(CLI::Validator(duration_flag{&opts.upgrade_timeout, false}, "D", "duration"));

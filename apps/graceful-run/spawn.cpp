@@ -9,6 +9,7 @@
 
 #include <fcntl.h>
 #include <linux/close_range.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -122,11 +123,17 @@ graceful::result<process> spawn(const spawn_request& req) {
   if (::pipe2(pipefd, O_CLOEXEC) != 0) return last_error();
   unique_fd err_read{pipefd[0]}, err_write{pipefd[1]};
 
+  const pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) return last_error();
   if (pid == 0) {
     // ---- child: async-signal-safe calls only ----
     ::setpgid(0, 0);
+    // If graceful-run itself dies (SIGKILL, OOM killer), the worker is told to stop rather
+    // than left serving unsupervised on sockets a new graceful-run could not bind again.
+    // Checked after prctl: the parent may have died before it took effect.
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != parent) ::_exit(127);
     struct sigaction dfl{};
     dfl.sa_handler = SIG_DFL;
     for (int s = 1; s < NSIG; ++s) ::sigaction(s, &dfl, nullptr);  // SIG_IGN survives exec

@@ -204,7 +204,8 @@ void supervisor::begin_stop(int sig) {
     sd_notify("STOPPING=1");
     std::string pids;
     for (auto& w : workers_) pids += fmt::format("{}{}", pids.empty() ? "" : ", ", w.proc.pid());
-    log_->info("{}: stopping (worker{} {}; shutdown timeout {})", signame(sig),
+    log_->info("{}: stopping (worker{} {}; shutdown timeout {})",
+               sig == 0 ? std::string("the worker exited") : signame(sig),
                workers_.size() == 1 ? "" : "s", pids.empty() ? "none" : pids,
                ns(opts_.shutdown_timeout));
   } else {
@@ -215,7 +216,7 @@ void supervisor::begin_stop(int sig) {
       // Already told to stop by an upgrade; its earlier deadline stands.
       continue;
     }
-    w.proc.signal(sig);
+    w.proc.signal(sig == 0 ? SIGTERM : sig);
     w.told_to_stop = clock::now();
     w.kill_at = std::min(w.kill_at, stop_deadline_);
   }
@@ -278,7 +279,7 @@ void supervisor::on_exit(pid_t pid, int st) {
       log_->info("worker {} {}; not restarting it (--restart {})", pid, describe(st),
                  opts_.restart == restart_policy::never ? "never" : "on-failure");
       exit_status_ = status;
-      begin_stop(SIGTERM);
+      begin_stop(0);
       return;
     }
     if (auto* c = with_role(role::candidate)) {
