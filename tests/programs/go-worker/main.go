@@ -3,9 +3,11 @@
 // NOTIFY_SOCKET: the kind of server graceful-run exists for, written with the standard
 // library only.
 //
-// On SIGTERM it turns keep-alive off for -drain (every response then carries
-// "Connection: close", so busy keep-alive clients move to the new worker without a failed
-// request), then calls Shutdown with a 10 s deadline.
+// On SIGTERM it answers with "Connection: close" for -drain, so that every busy keep-alive
+// client leaves after a complete response and reconnects (to the new worker), and only then
+// calls Shutdown with a 10 s deadline. Shutdown alone — or SetKeepAlivesEnabled(false),
+// which closes idle connections at once — races with clients that send on an idle
+// keep-alive connection as it is closed: about one failed request per busy connection.
 package main
 
 import (
@@ -19,6 +21,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -76,7 +79,14 @@ func main() {
 		fmt.Fprintf(w, "pid=%d\nLISTEN_PID=%s\nLISTEN_FDS=%s\nLISTEN_FDNAMES=%s\nnames=%d\n", pid,
 			os.Getenv("LISTEN_PID"), os.Getenv("LISTEN_FDS"), os.Getenv("LISTEN_FDNAMES"), len(names))
 	})
-	srv := &http.Server{Handler: mux}
+	var draining int32
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if atomic.LoadInt32(&draining) != 0 {
+			w.Header().Set("Connection", "close")
+		}
+		mux.ServeHTTP(w, r)
+	})
+	srv := &http.Server{Handler: handler}
 	for _, l := range ls {
 		go srv.Serve(l)
 	}
@@ -84,7 +94,7 @@ func main() {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	<-sig
-	srv.SetKeepAlivesEnabled(false)
+	atomic.StoreInt32(&draining, 1)
 	time.Sleep(*drain)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
