@@ -177,7 +177,7 @@ TEST(graceful_run, new_worker_that_never_becomes_ready_leaves_the_old_one_servin
   set_flags(dir / "flags", "--no-ready");
   r.proc().signal(SIGHUP);
   ASSERT_TRUE(r.wait_for("was not ready within --upgrade-timeout 400ms")) << r.output();
-  auto bad = pids_in(r.output(), R"(worker (\d+) started \(generation 2)");
+  auto bad = pids_in(r.output(), "worker ", " started (generation 2");
   ASSERT_EQ(bad.size(), 1u);
   EXPECT_TRUE(eventually([&] { return !alive(bad[0]); }, deadline::after(5s)));
   EXPECT_TRUE(alive(old));
