@@ -69,6 +69,10 @@ func notify(state string) {
 func main() {
 	drain := flag.Duration("drain", 200*time.Millisecond, "keep-alive off this long before Shutdown")
 	flag.Parse()
+	// Catch the stop signals before READY=1: a SIGTERM right after it must mean a graceful
+	// stop, not Go's default death.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	ls, names := listeners()
 	pid := os.Getpid()
 	mux := http.NewServeMux()
@@ -91,8 +95,6 @@ func main() {
 		go srv.Serve(l)
 	}
 	notify("READY=1")
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	<-sig
 	atomic.StoreInt32(&draining, 1)
 	time.Sleep(*drain)
