@@ -126,6 +126,8 @@ TEST(graceful_run, crashed_worker_is_restarted_and_its_socket_never_refuses) {
   ASSERT_TRUE(r.wait_for("was killed by SIGKILL")) << r.output();
   auto body = get_body(port);
   ASSERT_TRUE(body.has_value()) << r.output();
+  // The worker may answer before graceful-run has logged its READY=1.
+  ASSERT_TRUE(r.wait_count(" ready (", 2)) << r.output();
   auto ready = r.ready_workers();
   ASSERT_EQ(ready.size(), 2u) << r.output();
   EXPECT_NE(ready[1], first);
