@@ -62,6 +62,7 @@ TEST(graceful_run, worker_sees_exactly_the_given_sockets_by_socket_activation) {
   ASSERT_GT(port, 0) << r.output();
   ASSERT_TRUE(eventually([&] { return std::filesystem::exists(dir / "report"); }, deadline::after(5s)))
       << r.output();
+  ASSERT_TRUE(r.wait_for(" ready (")) << r.output();  // the report is written before READY=1
   std::string rep = slurp(dir / "report");
   auto ready = r.ready_workers();
   ASSERT_EQ(ready.size(), 1u) << r.output();
@@ -91,7 +92,7 @@ TEST(graceful_run, worker_sees_exactly_the_given_sockets_by_socket_activation) {
 
 TEST(graceful_run, sigterm_is_forwarded_and_graceful_run_exits_with_the_worker_status) {
   runner r({"--listen", "http=127.0.0.1:0", "--shutdown-timeout", "5s"}, {worker(), "--term-exit", "7"});
-  ASSERT_TRUE(r.wait_for("ready")) << r.output();
+  ASSERT_TRUE(r.wait_for(" ready (")) << r.output();
   pid_t w = r.ready_workers().at(0);
   r.proc().signal(SIGTERM);
   EXPECT_EQ(r.proc().wait(deadline::after(5s)), 7) << r.output();
@@ -100,14 +101,14 @@ TEST(graceful_run, sigterm_is_forwarded_and_graceful_run_exits_with_the_worker_s
 
 TEST(graceful_run, sigint_is_forwarded_too) {
   runner r({}, {worker(), "--term-exit", "0"});
-  ASSERT_TRUE(r.wait_for("ready")) << r.output();
+  ASSERT_TRUE(r.wait_for(" ready (")) << r.output();
   r.proc().signal(SIGINT);
   EXPECT_EQ(r.proc().wait(deadline::after(5s)), 0) << r.output();
 }
 
 TEST(graceful_run, worker_ignoring_sigterm_is_killed_at_the_shutdown_deadline) {
   runner r({"--listen", "http=127.0.0.1:0", "--shutdown-timeout", "300ms"}, {worker(), "--ignore-term"});
-  ASSERT_TRUE(r.wait_for("ready")) << r.output();
+  ASSERT_TRUE(r.wait_for(" ready (")) << r.output();
   pid_t w = r.ready_workers().at(0);
   r.proc().signal(SIGTERM);
   EXPECT_EQ(r.proc().wait(deadline::after(5s)), 128 + SIGKILL) << r.output();
@@ -118,7 +119,7 @@ TEST(graceful_run, worker_ignoring_sigterm_is_killed_at_the_shutdown_deadline) {
 TEST(graceful_run, crashed_worker_is_restarted_and_its_socket_never_refuses) {
   runner r({"--listen", "http=127.0.0.1:0", "--restart-backoff", "300ms"}, {worker()});
   int port = r.port("http");
-  ASSERT_TRUE(r.wait_for("ready")) << r.output();
+  ASSERT_TRUE(r.wait_for(" ready (")) << r.output();
   pid_t first = r.ready_workers().at(0);
   ::kill(first, SIGKILL);
   // No worker for 300 ms: the connection waits in graceful-run's listen queue and is
@@ -152,7 +153,7 @@ TEST(graceful_run, sighup_replaces_the_worker_once_the_new_one_is_ready) {
   set_flags(dir / "flags", "--ready-delay 300");
   runner r({"--listen", "http=127.0.0.1:0", "--shutdown-timeout", "5s"}, configurable_worker(dir / "flags"));
   int port = r.port("http");
-  ASSERT_TRUE(r.wait_for("ready", 5s)) << r.output();
+  ASSERT_TRUE(r.wait_for(" ready (", 5s)) << r.output();
   pid_t old = r.ready_workers().at(0);
   r.proc().signal(SIGHUP);
   ASSERT_TRUE(r.wait_for("(generation 2, upgrade)")) << r.output();
@@ -173,7 +174,7 @@ TEST(graceful_run, new_worker_that_never_becomes_ready_leaves_the_old_one_servin
   set_flags(dir / "flags", "");
   runner r({"--listen", "http=127.0.0.1:0", "--upgrade-timeout", "400ms"}, configurable_worker(dir / "flags"));
   int port = r.port("http");
-  ASSERT_TRUE(r.wait_for("ready")) << r.output();
+  ASSERT_TRUE(r.wait_for(" ready (")) << r.output();
   pid_t old = r.ready_workers().at(0);
 
   set_flags(dir / "flags", "--no-ready");
@@ -211,7 +212,7 @@ TEST(graceful_run, leaves_no_zombie_and_no_orphan_behind) {
   temp_dir dir;
   runner r({"--listen", "http=127.0.0.1:0", "--shutdown-timeout", "2s"},
            {worker(), "--zombies", "3", "--orphan", dir / "orphan"});
-  ASSERT_TRUE(r.wait_for("ready")) << r.output();
+  ASSERT_TRUE(r.wait_for(" ready (")) << r.output();
   ASSERT_TRUE(eventually([&] { return std::filesystem::exists(dir / "orphan"); }, deadline::after(5s)));
   pid_t orphan = std::atoi(slurp(dir / "orphan").c_str());
   ASSERT_GT(orphan, 0);
