@@ -128,13 +128,14 @@ int supervisor::run() {
       log_->critical("poll: {}", std::strerror(errno));
       break;
     }
+    // Notify messages first: a READY=1 sent before a SIGHUP or an exit counts before them.
+    if (n > 0 && (fds[1].revents & POLLIN)) {
+      while (auto m = notify_.receive()) on_notify(*m);
+    }
     if (n > 0 && (fds[0].revents & POLLIN)) {
       signalfd_siginfo si[16];
       ssize_t r = ::read(signals_.get(), si, sizeof si);
       for (ssize_t i = 0; r > 0 && i < r / static_cast<ssize_t>(sizeof si[0]); ++i) on_signal(si[i]);
-    }
-    if (n > 0 && (fds[1].revents & POLLIN)) {
-      while (auto m = notify_.receive()) on_notify(*m);
     }
     if (n > 0 && probe_ && fds.size() > 2 && fds[2].revents) poll_probe(fds[2].revents);
     on_timers();
@@ -178,7 +179,9 @@ void supervisor::on_sighup() {
     return;
   }
   if (!cur->ready) {
-    log_->warn("SIGHUP refused: worker {} is not ready yet", cur->proc.pid());
+    log_->warn("SIGHUP refused: worker {} is not ready yet (it has not sent READY=1 to "
+               "$NOTIFY_SOCKET; for servers that do not, use --ready-url or --ready-after)",
+               cur->proc.pid());
     return;
   }
   log_->info("SIGHUP: upgrading worker {}", cur->proc.pid());

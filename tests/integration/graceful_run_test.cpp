@@ -3,6 +3,9 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+
+#include <cstddef>
 
 #include <filesystem>
 #include <fstream>
@@ -206,6 +209,37 @@ TEST(graceful_run, ready_url_makes_a_worker_ready_without_notify) {
             "http://127.0.0.1:" + std::to_string(port) + "/"},
            {worker(), "--no-ready"});
   ASSERT_TRUE(r.wait_for("ready (http://127.0.0.1:" + std::to_string(port) + "/)")) << r.output();
+}
+
+TEST(graceful_run, ready_after_makes_a_silent_worker_ready) {
+  runner r({"--ready-after", "100ms"}, {worker(), "--no-ready"});
+  ASSERT_TRUE(r.wait_for(" ready (--ready-after)")) << r.output();
+  r.proc().signal(SIGHUP);
+  EXPECT_TRUE(r.wait_for("upgrade complete")) << r.output();
+}
+
+// READY=1 counts only from the worker (or its descendants), by the pid the kernel attaches
+// (SCM_CREDENTIALS): another process that finds the socket cannot trigger an upgrade step.
+TEST(graceful_run, ready_from_a_process_that_is_not_the_worker_is_ignored) {
+  temp_dir dir;
+  runner r({}, {worker(), "--no-ready", "--report", dir / "report"});
+  ASSERT_TRUE(eventually([&] { return std::filesystem::exists(dir / "report"); }, deadline::after(5s)));
+  std::string rep = slurp(dir / "report");
+  auto at = rep.find("NOTIFY_SOCKET=@");
+  ASSERT_NE(at, std::string::npos) << rep;
+  std::string name = rep.substr(at + 15, rep.find('\n', at) - at - 15);
+  int s = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::memcpy(a.sun_path + 1, name.data(), name.size());
+  auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  const char msg[] = "READY=1";
+  EXPECT_EQ(::sendto(s, msg, sizeof msg - 1, 0, reinterpret_cast<sockaddr*>(&a), len),
+            static_cast<ssize_t>(sizeof msg - 1));
+  ::close(s);
+  r.proc().signal(SIGHUP);
+  ASSERT_TRUE(r.wait_for("SIGHUP refused: worker")) << r.output();
+  EXPECT_EQ(r.output().find(" ready ("), std::string::npos) << r.output();
 }
 
 TEST(graceful_run, leaves_no_zombie_and_no_orphan_behind) {
