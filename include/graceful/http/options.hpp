@@ -1,0 +1,62 @@
+#pragma once
+/// \file
+/// Settings of an HTTP server, each default written and explained beside it.
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+
+namespace graceful::http {
+
+using namespace std::chrono_literals;
+
+/// Options of a server. Validated once by the server constructor (std::invalid_argument).
+struct options {
+  /// Event loops (threads). 0 (default): one per core (std::thread::hardware_concurrency),
+  /// like nginx's `worker_processes auto`. Each loop accepts on its own copy of every
+  /// listener and keeps its connections, so the request path never crosses threads.
+  unsigned threads = 0;
+
+  /// Time a client has to send a complete request header once its connection is open or its
+  /// first byte arrived. Default 10 s: slowloris clients trickling headers are cut after it.
+  std::chrono::milliseconds header_read_timeout{10s};
+  /// Time a keep-alive connection may wait for its next request. Default 60 s (nginx: 75 s);
+  /// shorter than the usual 60-350 s idle timeout of load balancers is NOT required because
+  /// an idle close is race-free only for the side that closes first: keep this below the
+  /// client's or put a proxy in front.
+  std::chrono::milliseconds idle_timeout{60s};
+  /// Time to receive a whole request body once the header is in. Default 60 s.
+  std::chrono::milliseconds body_read_timeout{60s};
+  /// Time each write of a response (or of one stream chunk) may take. Default 30 s: a client
+  /// that stops reading is dropped instead of holding the connection forever.
+  std::chrono::milliseconds write_timeout{30s};
+
+  /// During shutdown, how long a connection without a complete request (idle keep-alive, or
+  /// new) may still send one before it is closed. Default 500 ms: a busy keep-alive client
+  /// sends its next request well within it, gets it answered with `Connection: close`, and
+  /// so loses nothing (cutting idle connections at once, as Go does, fails that request).
+  std::chrono::milliseconds shutdown_idle_grace{500ms};
+  /// Lingering close: after the last response, shut the write side and read and discard
+  /// input for at most this long before closing, so that unread pipelined bytes do not
+  /// make the kernel send a RST that destroys the response in flight (RFC 9112 9.6).
+  /// Default 1 s; the client normally closes much sooner after reading our FIN.
+  std::chrono::milliseconds linger_timeout{1s};
+  /// Lingering close discards at most this many bytes before closing anyway. Default 256 KiB.
+  std::size_t linger_max_bytes = 256 * 1024;
+
+  /// Largest request line + header accepted; more gets 431. Default 32 KiB (nginx: 4 x 8 KiB).
+  std::size_t max_header_bytes = 32 * 1024;
+  /// Largest request body accepted (after chunked decoding); more gets 413. Default 8 MiB.
+  std::size_t max_body_bytes = 8 * 1024 * 1024;
+  /// Open connections at most; beyond it the accept loop pauses (clients wait in the kernel
+  /// backlog instead of being refused). Default 100000: enough for 10,000 idle keep-alive
+  /// clients with room, while bounding memory.
+  std::size_t max_connections = 100000;
+  /// listen() backlog for sockets the server creates. Default 4096 (the kernel caps it at
+  /// net.core.somaxconn).
+  int backlog = 4096;
+  /// Value of the Server response header. Default "graceful"; empty: no Server header.
+  std::string server_name = "graceful";
+};
+
+} // namespace graceful::http

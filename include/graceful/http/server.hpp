@@ -1,0 +1,101 @@
+#pragma once
+/// \file
+/// The HTTP/1.1 server: event loops, listeners, connections, and its two stop verbs:
+/// shutdown(deadline) drains like Go's Server.Shutdown but loses no keep-alive request;
+/// close() cuts everything now.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <graceful/core/deadline.hpp>
+#include <graceful/core/result.hpp>
+#include <graceful/http/error.hpp>
+#include <graceful/http/options.hpp>
+#include <graceful/http/router.hpp>
+
+namespace graceful::http {
+
+/// Counters of a server, summed over its event loops at the moment of the call.
+struct server_stats {
+  std::uint64_t open_connections = 0;     ///< connections open now (lingering ones included)
+  std::uint64_t accepted_connections = 0; ///< connections accepted since start
+  std::uint64_t in_flight_requests = 0;   ///< requests whose header arrived and whose response is not done
+  /// Responses sent, by status code, only codes with a non-zero count, in ascending order.
+  std::vector<std::pair<int, std::uint64_t>> responses_by_status;
+  bool shutting_down = false;             ///< shutdown() or close() began
+  /// How long the last completed shutdown() took (zero before one completed).
+  std::chrono::nanoseconds last_shutdown_duration{0};
+};
+
+/// An HTTP/1.1 server on Boost.Asio. Thread-safe: every member may be called from any thread.
+///
+/// Shutdown, in order (each step is one sentence of the contract):
+///  1. Listeners close at once: new connections are refused by the kernel (or, with a
+///     handed-over socket, accepted by whoever still holds it).
+///  2. Requests in flight run to completion; their responses carry `Connection: close`;
+///     handlers see their request's stop_token requested.
+///  3. A connection without a complete request (idle keep-alive or new) gets
+///     options::shutdown_idle_grace to send one; a request that arrives is answered with
+///     `Connection: close`. Bytes already received count as arrived (no golang/go#65802 race).
+///  4. Every close is a lingering close: FIN first, then input is discarded for a bounded
+///     time, so a client that was answered never sees a RST.
+///  5. shutdown() returns the moment the last connection is gone, or errc::shutdown_timeout
+///     at the deadline; close() then cuts what is left.
+class server {
+public:
+  /// Starts options.threads event loops. Throws std::invalid_argument on bad options.
+  explicit server(http::router routes, options opts = {});
+  /// close(), then stops and joins the event loops.
+  ~server();
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  /// The routes; may be changed only before the first listener is added (std::logic_error after).
+  http::router& routes();
+
+  /// Starts accepting on `listen_fd`, a listening TCP socket, and returns at once. The server
+  /// owns the fd from then on (even on error): pass a dup() to keep one. Errors:
+  /// errc::server_closed after shutdown/close began, errc::not_a_listener.
+  result<void> adopt(int listen_fd);
+  /// Creates a listening socket on `address` ("127.0.0.1:8080", "[::1]:0", ":8080") and
+  /// adopts it. Returns the bound port (useful with port 0).
+  result<std::uint16_t> listen(std::string_view address);
+
+  /// Go's Serve: adopt(listen_fd), then block until shutdown() or close() begins. Always
+  /// returns an error: errc::server_closed after a stop, or why adopting failed.
+  result<void> serve(int listen_fd);
+  /// Go's ListenAndServe: listen(address), then block like serve().
+  result<void> listen_and_serve(std::string_view address);
+
+  /// Drains (see the class comment) and returns once no connection is left, or
+  /// errc::shutdown_timeout when `d` passes first. Calling it again waits again.
+  result<void> shutdown(graceful::deadline d);
+  /// Closes listeners and every connection now (Go's Close). Returns once every event loop
+  /// has done so (or after 1 s if a loop is blocked by a handler). Handlers still running
+  /// finish on their own; their writes fail.
+  void close();
+
+  /// Counters for metrics.
+  server_stats stats() const;
+  /// One line per open connection (peer, state, age) and per in-flight request (method,
+  /// path, age), for the SIGUSR1 dump. Waits for each loop at most until `d`; a loop too busy
+  /// to answer is named as such.
+  std::string describe(graceful::deadline d) const;
+
+  struct impl;  ///< implementation detail
+private:
+  std::shared_ptr<impl> impl_;
+};
+
+/// Makes a listening TCP socket (SO_REUSEADDR, close-on-exec) on `address`, as
+/// server::listen does. Returns the fd, owned by the caller.
+result<int> open_listener(std::string_view address, int backlog = 4096);
+/// The local port a socket is bound to.
+result<std::uint16_t> local_port(int fd);
+
+} // namespace graceful::http

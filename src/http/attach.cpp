@@ -1,0 +1,46 @@
+#include <graceful/http/attach.hpp>
+
+#include <spdlog/spdlog.h>
+
+namespace graceful::http {
+
+attachment attach(server& s, lifecycle::lifecycle& lc, attach_options o) {
+  if (o.health_routes) {
+    auto& r = s.routes();
+    if (!r.contains("GET", "/healthz"))
+      r.get("/healthz", [](context& c) { c.response.body = "ok\n"; });
+    if (!r.contains("GET", "/readyz"))
+      r.get("/readyz", [&lc](context& c) {
+        // 503 from the moment draining begins, so load balancers stop sending new clients
+        // while the drain delay still serves the ones already routed here.
+        if (lc.ready()) {
+          c.response.body = "ready\n";
+        } else {
+          c.response.status = 503;
+          c.response.body = "draining\n";
+        }
+      });
+  }
+  attachment a;
+  a.shutdown_hook = lc.on_shutdown("http", [&s, margin = o.close_margin](graceful::deadline d) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto inner = d.is_never() ? d : graceful::deadline(d.when() - margin);
+    auto r = s.shutdown(inner);
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+    if (r) {
+      spdlog::info("http: shutdown complete in {} ms", ms);
+      return;
+    }
+    auto st = s.stats();
+    spdlog::warn("http: shutdown: {} after {} ms ({} connections, {} requests in flight); closing them",
+                 r.error().message(), ms, st.open_connections, st.in_flight_requests);
+    s.close();
+  });
+  a.dump_section = lc.add_dump_section("http connections", [&s] {
+    // The dump runs while serving: ask each loop, but never wait long for a busy one.
+    return s.describe(graceful::deadline::after(std::chrono::milliseconds(200)));
+  });
+  return a;
+}
+
+} // namespace graceful::http
