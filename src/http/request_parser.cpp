@@ -131,7 +131,7 @@ struct request_parser::impl final : bhttp::basic_parser<true> {
     if (why == refusal::unsupported_coding) {
       owner.error_status_ = 501;
       owner.error_reason_ = "unsupported transfer coding (only chunked is implemented)";
-    } else if (why == refusal::bad_version) {
+    } else if (why == refusal::bad_version || ec == bhttp::error::bad_version) {
       owner.error_status_ = 505;
       owner.error_reason_ = "HTTP version not supported (only HTTP/1.0 and HTTP/1.1)";
     } else if (why == refusal::no_host) {

@@ -525,7 +525,8 @@ private:
     fail_response(parser_.error_status(), parser_.error_reason());
     write_response(true);
     loop_.count_status(res_.status);
-    if (co_await flush()) co_await linger_close();
+    bool sent = co_await flush();
+    if (sent) co_await linger_close();
   }
 
   // ---- the request loop ----
@@ -559,10 +560,12 @@ private:
         if (!out_.empty()) {
           // Responses to pipelined requests went into out_ together; send them before waiting.
           auto saved = deadline_;
-          if (!co_await flush()) co_return;
+          bool sent = co_await flush();
+          if (!sent) co_return;
           set_deadline(saved);
         }
-        if (co_await read_some() == 0) {
+        std::size_t got = co_await read_some();
+        if (got == 0) {
           // Grace over during shutdown, yet a request raced in: it has arrived, so answer it
           // (this is the golang/go#65802 race, closed).
           if (timed_out_ && loop_.draining && !closed_ && bytes_waiting()) {
@@ -585,24 +588,31 @@ private:
         if (parser_.expect_continue() && in_.empty()) {
           // RFC 9110 10.1.1: the client waits for this before sending the body.
           out_ += "HTTP/1.1 100 Continue\r\n\r\n";
-          if (!co_await flush()) co_return;
+          bool sent = co_await flush();
+          if (!sent) co_return;
         }
         set_deadline(clock_type::now() + opts_.body_read_timeout);
-        while (parser_.current() == request_parser::state::header_done) {
-          if (in_.empty() && co_await read_some() == 0) {
+        for (;;) {
+          if (!in_.empty()) {
+            auto n = parser_.feed(in_.data(), in_.size());
+            in_.consume(n);
+            if (parser_.current() == request_parser::state::error) {
+              co_await reply_error();
+              co_return;
+            }
+            if (parser_.current() == request_parser::state::complete) break;
+          }
+          // Whatever is left in in_ is an incomplete piece (e.g. a chunk header): read more.
+          std::size_t got = co_await read_some();
+          if (got == 0) {
             if (eof_ && parser_.feed_eof() == request_parser::state::complete) break;
             if (timed_out_) {
               fail_response(408, "request body not received in time");
               write_response(true);
               loop_.count_status(408);
-              if (co_await flush()) co_await linger_close();
+              bool sent = co_await flush();
+              if (sent) co_await linger_close();
             }
-            co_return;
-          }
-          auto n = parser_.feed(in_.data(), in_.size());
-          in_.consume(n);
-          if (parser_.current() == request_parser::state::error) {
-            co_await reply_error();
             co_return;
           }
         }
@@ -625,7 +635,10 @@ private:
           fail_response(500, "internal server error");
         }
       } else {
-        if (!out_.empty() && !co_await flush()) co_return;
+        if (!out_.empty()) {
+          bool sent = co_await flush();
+          if (!sent) co_return;
+        }
         set_deadline(clock_type::time_point::max());
         context ctx(req_, res_, *this);
         bool threw = false;
@@ -651,8 +664,10 @@ private:
         if (chunked_) out_ += "0\r\n\r\n";
         close = stream_close_;
       } else {
-        // Shutdown began: this is the request's answer and the connection's last.
-        close = !req_.keep_alive_ || loop_.draining || wants_close();
+        // Shutdown began: this answer is the connection's last, unless the client already
+        // pipelined more requests: those have arrived, so they are answered too and the
+        // last of them carries the close.
+        close = !req_.keep_alive_ || wants_close() || (loop_.draining && in_.empty() && !bytes_waiting());
         write_response(close);
       }
       loop_.count_status(res_.status);
@@ -660,10 +675,14 @@ private:
       bump(loop_.in_flight, -1);
       ++requests_;
       if (close) {
-        if (co_await flush()) co_await linger_close();
+        bool sent = co_await flush();
+        if (sent) co_await linger_close();
         co_return;
       }
-      if (out_.size() >= 64 * 1024 && !co_await flush()) co_return;
+      if (out_.size() >= 64 * 1024) {
+        bool sent = co_await flush();
+        if (!sent) co_return;
+      }
     }
   }
 

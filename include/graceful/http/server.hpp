@@ -14,7 +14,7 @@
 
 #include <graceful/core/deadline.hpp>
 #include <graceful/core/result.hpp>
-#include <graceful/http/error.hpp>
+#include <graceful/http/errc.hpp>
 #include <graceful/http/options.hpp>
 #include <graceful/http/router.hpp>
 

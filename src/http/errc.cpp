@@ -1,4 +1,4 @@
-#include <graceful/http/error.hpp>
+#include <graceful/http/errc.hpp>
 
 #include <string>
 

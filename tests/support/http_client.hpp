@@ -1,0 +1,74 @@
+#pragma once
+// Test support: a deliberately dumb blocking HTTP/1.1 client over a raw TCP socket, so tests
+// control every byte (pipelining, partial headers, half-close) and can tell a FIN from a RST.
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <graceful/core/deadline.hpp>
+
+namespace graceful::test {
+
+/// One parsed response.
+struct http_response {
+  int status = 0;
+  std::map<std::string, std::string> headers;  ///< names lower-cased; last value wins
+  std::string body;                            ///< chunked coding removed
+  /// The header value, or "" when absent.
+  std::string header(const std::string& lower_name) const {
+    auto it = headers.find(lower_name);
+    return it == headers.end() ? std::string() : it->second;
+  }
+  bool closes() const { return header("connection") == "close"; }
+};
+
+/// How a read ended.
+enum class read_end { data, eof, reset, timeout, error };
+
+/// A TCP connection to 127.0.0.1:port.
+class http_conn {
+public:
+  /// Connects; `connected()` tells whether it worked (errno_value() says why not).
+  explicit http_conn(int port);
+  ~http_conn();
+  http_conn(const http_conn&) = delete;
+  http_conn& operator=(const http_conn&) = delete;
+
+  bool connected() const noexcept { return fd_ >= 0; }
+  int errno_value() const noexcept { return err_; }
+  int fd() const noexcept { return fd_; }
+
+  /// Sends all of `bytes`. False on error.
+  bool send(std::string_view bytes);
+  /// Reads one full response (Content-Length, chunked, or until EOF) until `d`.
+  /// nullopt if the connection ended or timed out first (see last_end()).
+  std::optional<http_response> read_response(graceful::deadline d);
+  /// Reads until the peer closes or `d` passes, discarding buffered bytes first counted in
+  /// the return: eof (FIN), reset (RST), timeout.
+  read_end read_until_close(graceful::deadline d);
+  /// How the last read ended.
+  read_end last_end() const noexcept { return end_; }
+  /// Reads until the received bytes contain `needle` (not consumed). False on end/timeout.
+  bool wait_for(std::string_view needle, graceful::deadline d);
+  /// Half-closes our side (shutdown SHUT_WR).
+  void shutdown_write();
+  /// Bytes received but not consumed by a parsed response.
+  const std::string& leftover() const noexcept { return buf_; }
+
+private:
+  bool fill(graceful::deadline d);
+  int fd_ = -1;
+  int err_ = 0;
+  std::string buf_;
+  read_end end_ = read_end::data;
+};
+
+/// "GET path HTTP/1.1" with Host, plus `extra` header lines (each ending in \r\n).
+std::string get_request(std::string_view path, std::string_view extra = {});
+
+/// Connects, sends one GET, reads the response (5 s budget).
+std::optional<http_response> http_get(int port, std::string_view path);
+
+} // namespace graceful::test

@@ -1,0 +1,202 @@
+// The server with real sockets: keep-alive, pipelining, 100-continue, chunked bodies, routing,
+// timeouts, and a status plus a clean close (FIN, not RST) for each kind of bad input.
+#include <graceful/http/server.hpp>
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "server_fixture.hpp"
+
+using namespace graceful::test;
+using graceful::deadline;
+namespace http = graceful::http;
+
+TEST(http_server, serves_many_requests_on_one_keep_alive_connection) {
+  test_server ts;
+  http_conn c(ts.port);
+  ASSERT_TRUE(c.connected());
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(c.send(get_request("/")));
+    auto r = c.read_response(secs(5));
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->body, "hello");
+    EXPECT_FALSE(r->closes());
+    EXPECT_FALSE(r->header("date").empty());
+  }
+  EXPECT_EQ(ts.server->stats().accepted_connections, 1u);
+}
+
+TEST(http_server, answers_pipelined_requests_in_order) {
+  test_server ts;
+  http_conn c(ts.port);
+  ASSERT_TRUE(c.send(get_request("/slow?ms=50") + get_request("/") +
+                     "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nping"));
+  auto a = c.read_response(secs(5));
+  auto b = c.read_response(secs(5));
+  auto e = c.read_response(secs(5));
+  ASSERT_TRUE(a && b && e);
+  EXPECT_EQ(a->body, "slept");
+  EXPECT_EQ(b->body, "hello");
+  EXPECT_EQ(e->body, "ping");
+}
+
+TEST(http_server, sends_100_continue_before_reading_the_body) {
+  test_server ts;
+  http_conn c(ts.port);
+  ASSERT_TRUE(c.send("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"));
+  ASSERT_TRUE(c.wait_for("HTTP/1.1 100 Continue\r\n\r\n", secs(5)));
+  ASSERT_TRUE(c.send("hello"));
+  auto r = c.read_response(secs(5));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "hello");
+}
+
+TEST(http_server, echoes_a_chunked_request_body) {
+  test_server ts;
+  http_conn c(ts.port);
+  ASSERT_TRUE(c.send("POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"));
+  ASSERT_TRUE(c.send("4\r\ndefg\r\n0\r\n\r\n"));
+  auto r = c.read_response(secs(5));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "abcdefg");
+}
+
+TEST(http_server, routes_unknown_path_to_404_and_wrong_method_to_405_with_allow) {
+  test_server ts;
+  http_conn c(ts.port);
+  ASSERT_TRUE(c.send(get_request("/nope") + "DELETE /echo HTTP/1.1\r\nHost: a\r\n\r\n"));
+  auto a = c.read_response(secs(5));
+  auto b = c.read_response(secs(5));
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a->status, 404);
+  EXPECT_EQ(b->status, 405);
+  EXPECT_EQ(b->header("allow"), "POST");
+}
+
+TEST(http_server, head_gets_the_get_headers_without_a_body) {
+  test_server ts;
+  http_conn c(ts.port);
+  ASSERT_TRUE(c.send("HEAD / HTTP/1.1\r\nHost: a\r\n\r\n" + get_request("/")));
+  // The HEAD response says Content-Length: 5 but carries no body: the next bytes are the
+  // GET's status line.
+  ASSERT_TRUE(c.wait_for("hello", secs(5)));
+  auto& raw = c.leftover();
+  auto second = raw.find("HTTP/1.1 200", 10);
+  ASSERT_NE(second, std::string::npos);
+  EXPECT_EQ(raw.substr(second - 4, 4), "\r\n\r\n");
+  EXPECT_NE(raw.find("Content-Length: 5"), std::string::npos);
+}
+
+TEST(http_server, handler_exception_is_500_and_the_connection_keeps_working) {
+  test_server ts;
+  http_conn c(ts.port);
+  ASSERT_TRUE(c.send(get_request("/throw") + get_request("/")));
+  auto a = c.read_response(secs(5));
+  auto b = c.read_response(secs(5));
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a->status, 500);
+  EXPECT_EQ(b->status, 200);
+}
+
+TEST(http_server, http10_client_without_keep_alive_is_closed_after_its_response) {
+  test_server ts;
+  http_conn c(ts.port);
+  ASSERT_TRUE(c.send("GET / HTTP/1.0\r\n\r\n"));
+  auto r = c.read_response(secs(5));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(c.read_until_close(secs(5)), read_end::eof);
+}
+
+struct bad_input_case {
+  const char* name;
+  std::string bytes;
+  int status;
+};
+
+class bad_input : public ::testing::TestWithParam<bad_input_case> {};
+
+TEST_P(bad_input, gets_its_status_and_a_clean_close) {
+  http::options o = test_server::small_options();
+  o.max_header_bytes = 1024;
+  o.max_body_bytes = 1024;
+  test_server ts(o);
+  http_conn c(ts.port);
+  ASSERT_TRUE(c.send(GetParam().bytes));
+  auto r = c.read_response(secs(5));
+  ASSERT_TRUE(r) << "connection ended without a response";
+  EXPECT_EQ(r->status, GetParam().status);
+  EXPECT_TRUE(r->closes());
+  EXPECT_FALSE(r->body.empty());
+  // FIN, not RST: the bytes the server never read were drained by the lingering close.
+  EXPECT_EQ(c.read_until_close(secs(5)), read_end::eof);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    http_server, bad_input,
+    ::testing::Values(
+        bad_input_case{"malformed_400", "\x16\x03\x01 not http at all\r\n\r\n", 400},
+        bad_input_case{"missing_host_400", "GET / HTTP/1.1\r\n\r\n", 400},
+        bad_input_case{"header_too_large_431", "GET / HTTP/1.1\r\nHost: a\r\nX: " + std::string(4000, 'x') + "\r\n\r\n", 431},
+        bad_input_case{"body_too_large_413",
+                       "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n" + std::string(5000, 'b'), 413},
+        bad_input_case{"unsupported_coding_501", "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\nxx", 501},
+        bad_input_case{"http2_505", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505}),
+    [](const auto& p) { return std::string(p.param.name); });
+
+TEST(http_server, slow_header_is_cut_after_header_read_timeout) {
+  http::options o = test_server::small_options();
+  o.header_read_timeout = std::chrono::milliseconds(200);
+  test_server ts(o);
+  http_conn c(ts.port);
+  ASSERT_TRUE(c.send("GET / HTTP/1.1\r\nHo"));
+  EXPECT_EQ(c.read_until_close(secs(5)), read_end::eof);
+}
+
+TEST(http_server, idle_keep_alive_connection_is_closed_after_idle_timeout) {
+  http::options o = test_server::small_options();
+  o.idle_timeout = std::chrono::milliseconds(200);
+  test_server ts(o);
+  http_conn c(ts.port);
+  ASSERT_TRUE(c.send(get_request("/")));
+  ASSERT_TRUE(c.read_response(secs(5)));
+  EXPECT_EQ(c.read_until_close(secs(5)), read_end::eof);
+}
+
+TEST(http_server, adopt_rejects_a_socket_that_is_not_listening) {
+  test_server ts;
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  auto r = ts.server->adopt(fd);  // takes ownership even on error
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), http::errc::not_a_listener);
+  EXPECT_EQ(ts.server->listen("nonsense").error(), http::errc::bad_address);
+}
+
+TEST(http_server, describe_lists_in_flight_requests) {
+  test_server ts;
+  http_conn c(ts.port);
+  ASSERT_TRUE(c.send(get_request("/slow?ms=500")));
+  ASSERT_TRUE(ts.wait_in_flight(1));
+  auto text = ts.server->describe(secs(2));
+  EXPECT_NE(text.find("request=\"GET /slow\""), std::string::npos) << text;
+  EXPECT_NE(text.find("state=handling"), std::string::npos) << text;
+}
+
+TEST(http_server, routes_are_fixed_once_serving) {
+  test_server ts;
+  EXPECT_THROW(ts.server->routes(), std::logic_error);
+}
+
+TEST(http_server, counts_responses_by_status) {
+  test_server ts;
+  ASSERT_TRUE(http_get(ts.port, "/"));
+  ASSERT_TRUE(http_get(ts.port, "/nope"));
+  auto st = ts.server->stats();
+  std::map<int, std::uint64_t> m(st.responses_by_status.begin(), st.responses_by_status.end());
+  EXPECT_EQ(m[200], 1u);
+  EXPECT_EQ(m[404], 1u);
+}

@@ -1,0 +1,233 @@
+// Go's Server.Shutdown tests, ported as specifications with real sockets, plus what graceful
+// promises beyond Go: keep-alive clients lose nothing, and nobody answered sees a RST.
+#include <graceful/http/server.hpp>
+
+#include <cerrno>
+#include <future>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "server_fixture.hpp"
+
+using namespace graceful::test;
+using graceful::deadline;
+namespace http = graceful::http;
+
+namespace {
+
+http::options one_loop(std::chrono::milliseconds grace = std::chrono::milliseconds(500)) {
+  http::options o;
+  o.threads = 1;  // "a new connection is refused" then proves the loop began its shutdown
+  o.shutdown_idle_grace = grace;
+  return o;
+}
+
+std::future<graceful::result<void>> shutdown_async(test_server& ts, deadline d, event_log* log = nullptr) {
+  return std::async(std::launch::async, [&ts, d, log] {
+    auto r = ts.server->shutdown(d);
+    if (log) log->add("shutdown returned");
+    return r;
+  });
+}
+
+bool refused(int port) {
+  http_conn c(port);
+  return !c.connected() && c.errno_value() == ECONNREFUSED;
+}
+
+} // namespace
+
+TEST(http_shutdown, returns_at_once_when_nothing_is_open) {
+  test_server ts;
+  auto r = ts.server->shutdown(secs(5));
+  EXPECT_TRUE(r) << r.error().message();
+}
+
+TEST(http_shutdown, in_flight_request_completes_with_connection_close) {
+  test_server ts(one_loop());
+  http_conn c(ts.port);
+  ASSERT_TRUE(c.send(get_request("/slow?ms=300")));
+  ASSERT_TRUE(ts.wait_in_flight(1));
+  auto done = shutdown_async(ts, secs(10), &ts.log);
+  auto r = c.read_response(secs(5));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "slept");
+  EXPECT_TRUE(r->closes());
+  EXPECT_EQ(c.read_until_close(secs(5)), read_end::eof);  // FIN, not RST
+  EXPECT_TRUE(done.get());
+}
+
+TEST(http_shutdown, returns_as_soon_as_the_last_request_ends) {
+  test_server ts(one_loop());
+  http_conn c(ts.port);
+  ASSERT_TRUE(c.send(get_request("/slow?ms=300", "Connection: close\r\n")));
+  ASSERT_TRUE(ts.wait_in_flight(1));
+  auto t0 = std::chrono::steady_clock::now();
+  auto done = shutdown_async(ts, secs(30), &ts.log);
+  auto r = c.read_response(secs(5));
+  ASSERT_TRUE(r);
+  c.read_until_close(secs(5));
+  ASSERT_EQ(done.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_TRUE(done.get());
+  // Ordering, not timing: the handler finished, then shutdown returned; and it returned long
+  // before its 30 s deadline (no polling interval, no waiting for the deadline).
+  EXPECT_LT(ts.log.index_of("slow handler done"), ts.log.index_of("shutdown returned"));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+  EXPECT_GT(ts.server->stats().last_shutdown_duration.count(), 0);
+}
+
+TEST(http_shutdown, idle_keep_alive_connection_sees_fin_not_rst) {
+  test_server ts(one_loop(std::chrono::milliseconds(100)));
+  http_conn c(ts.port);
+  ASSERT_TRUE(c.send(get_request("/")));
+  ASSERT_TRUE(c.read_response(secs(5)));
+  auto done = shutdown_async(ts, secs(10));
+  EXPECT_EQ(c.read_until_close(secs(5)), read_end::eof);
+  EXPECT_TRUE(done.get());
+}
+
+TEST(http_shutdown, request_sent_on_idle_connection_during_grace_is_answered_with_close) {
+  // Where Go's Shutdown fails a busy keep-alive client (it closes idle connections at once),
+  // the next request is answered, with Connection: close.
+  test_server ts(one_loop(std::chrono::seconds(3)));
+  http_conn c(ts.port);
+  ASSERT_TRUE(c.send(get_request("/")));
+  ASSERT_TRUE(c.read_response(secs(5)));
+  auto done = shutdown_async(ts, secs(10));
+  ASSERT_TRUE(eventually([&] { return refused(ts.port); }, secs(5)));
+  ASSERT_TRUE(c.send(get_request("/")));
+  auto r = c.read_response(secs(5));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_TRUE(r->closes());
+  EXPECT_EQ(c.read_until_close(secs(5)), read_end::eof);
+  EXPECT_TRUE(done.get());
+}
+
+TEST(http_shutdown, pipelined_requests_already_received_are_all_answered_not_reset) {
+  test_server ts(one_loop());
+  http_conn c(ts.port);
+  ASSERT_TRUE(c.send(get_request("/slow?ms=300") + get_request("/") + get_request("/")));
+  ASSERT_TRUE(ts.wait_in_flight(1));
+  auto done = shutdown_async(ts, secs(10));
+  auto a = c.read_response(secs(5));
+  auto b = c.read_response(secs(5));
+  auto e = c.read_response(secs(5));
+  ASSERT_TRUE(a && b && e);
+  EXPECT_EQ(a->body, "slept");
+  EXPECT_FALSE(a->closes());
+  EXPECT_TRUE(e->closes());
+  EXPECT_EQ(c.read_until_close(secs(5)), read_end::eof);
+  EXPECT_TRUE(done.get());
+}
+
+TEST(http_shutdown, unread_bytes_after_the_last_response_do_not_cause_a_reset) {
+  // The client keeps writing after the server decided to close: a plain close() would make
+  // the kernel send RST and could destroy the response still in flight.
+  test_server ts(one_loop());
+  http_conn c(ts.port);
+  ASSERT_TRUE(c.send(get_request("/slow?ms=200", "Connection: close\r\n")));
+  ASSERT_TRUE(ts.wait_in_flight(1));
+  ASSERT_TRUE(c.send(std::string(64 * 1024, 'x')));
+  auto r = c.read_response(secs(5));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(c.read_until_close(secs(5)), read_end::eof);
+}
+
+TEST(http_shutdown, new_connections_are_refused_once_listeners_close) {
+  test_server ts(one_loop());
+  http_conn busy(ts.port);
+  ASSERT_TRUE(busy.send(get_request("/slow?ms=500")));
+  ASSERT_TRUE(ts.wait_in_flight(1));
+  auto done = shutdown_async(ts, secs(10));
+  EXPECT_TRUE(eventually([&] { return refused(ts.port); }, secs(5)));
+  EXPECT_TRUE(busy.read_response(secs(5)));
+  busy.read_until_close(secs(5));
+  EXPECT_TRUE(done.get());
+}
+
+TEST(http_shutdown, deadline_gives_shutdown_timeout_then_close_cuts_the_rest) {
+  test_server ts(one_loop());
+  http_conn c(ts.port);
+  ASSERT_TRUE(c.send(get_request("/slow?ms=3000")));
+  ASSERT_TRUE(ts.wait_in_flight(1));
+  auto r = ts.server->shutdown(deadline::after(std::chrono::milliseconds(100)));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), http::errc::shutdown_timeout);
+  ts.server->close();
+  auto end = c.read_until_close(secs(2));
+  EXPECT_TRUE(end == read_end::eof || end == read_end::reset);
+}
+
+TEST(http_shutdown, serve_after_shutdown_returns_server_closed) {
+  test_server ts;
+  ASSERT_TRUE(ts.server->shutdown(secs(5)));
+  auto fd = http::open_listener("127.0.0.1:0");
+  ASSERT_TRUE(fd);
+  EXPECT_EQ(ts.server->serve(fd.value()).error(), http::errc::server_closed);
+  EXPECT_EQ(ts.server->listen_and_serve("127.0.0.1:0").error(), http::errc::server_closed);
+  EXPECT_EQ(ts.server->listen("127.0.0.1:0").error(), http::errc::server_closed);
+}
+
+TEST(http_shutdown, serve_after_close_returns_server_closed) {
+  test_server ts;
+  ts.server->close();
+  EXPECT_EQ(ts.server->listen_and_serve("127.0.0.1:0").error(), http::errc::server_closed);
+}
+
+TEST(http_shutdown, serve_blocks_until_shutdown_then_returns_server_closed) {
+  event_log log;
+  http::server s(test_routes(log), one_loop());
+  auto fd = http::open_listener("127.0.0.1:0");
+  ASSERT_TRUE(fd);
+  int port = http::local_port(fd.value()).value();
+  auto serving = std::async(std::launch::async, [&] { return s.serve(fd.value()); });
+  auto r = http_get(port, "/");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(serving.wait_for(std::chrono::milliseconds(50)), std::future_status::timeout);
+  EXPECT_TRUE(s.shutdown(secs(5)));
+  EXPECT_EQ(serving.get().error(), http::errc::server_closed);
+}
+
+TEST(http_shutdown, handlers_see_the_stop_token) {
+  test_server ts(one_loop());
+  http_conn c(ts.port);
+  ASSERT_TRUE(c.send(get_request("/wait-stop")));
+  ASSERT_TRUE(ts.wait_in_flight(1));
+  auto done = shutdown_async(ts, secs(10));
+  auto r = c.read_response(secs(5));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "stopped");
+  EXPECT_TRUE(r->closes());
+  c.read_until_close(secs(5));
+  EXPECT_TRUE(done.get());
+}
+
+TEST(http_shutdown, long_stream_ends_itself_cleanly) {
+  test_server ts(one_loop(std::chrono::milliseconds(100)));
+  http_conn c(ts.port);
+  ASSERT_TRUE(c.send(get_request("/stream")));
+  ASSERT_TRUE(c.wait_for("tick", secs(5)));
+  auto done = shutdown_async(ts, secs(10));
+  auto r = c.read_response(secs(5));  // complete: terminating chunk received
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->header("transfer-encoding"), "chunked");
+  EXPECT_NE(r->body.find("bye\n"), std::string::npos);
+  EXPECT_EQ(c.read_until_close(secs(5)), read_end::eof);
+  EXPECT_TRUE(done.get());
+}
+
+TEST(http_shutdown, close_cuts_idle_connections_at_once) {
+  test_server ts;
+  http_conn c(ts.port);
+  ASSERT_TRUE(c.send(get_request("/")));
+  ASSERT_TRUE(c.read_response(secs(5)));
+  ts.server->close();
+  auto end = c.read_until_close(secs(2));
+  EXPECT_TRUE(end == read_end::eof || end == read_end::reset);
+  EXPECT_TRUE(eventually([&] { return ts.server->stats().open_connections == 0; }, secs(2)));
+}
