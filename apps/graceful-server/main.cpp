@@ -153,7 +153,7 @@ int main(int argc, char** argv) {
   graceful::lifecycle::lifecycle lc(lo);
 
   auto listeners = open_listeners(cfg);
-  if (!listeners) return 1;
+  if (!listeners) return listeners.error() == http::errc::bad_address ? 2 : 1;  // a bad --listen is a bad flag
 
   graceful_server::app app{lc};
   http::options so;

@@ -153,6 +153,12 @@ bool http_conn::wait_for(std::string_view needle, graceful::deadline d) {
 
 read_end http_conn::read_until_close(graceful::deadline d) {
   while (fill(d)) {}
+  if (end_ == read_end::eof || end_ == read_end::reset) {
+    // A real client closes its side once it sees the server's FIN; so do we, which ends
+    // the server's lingering close at once.
+    ::close(fd_);
+    fd_ = -1;
+  }
   return end_;
 }
 

@@ -45,8 +45,8 @@ public:
   /// Reads one full response (Content-Length, chunked, or until EOF) until `d`.
   /// nullopt if the connection ended or timed out first (see last_end()).
   std::optional<http_response> read_response(graceful::deadline d);
-  /// Reads until the peer closes or `d` passes, discarding buffered bytes first counted in
-  /// the return: eof (FIN), reset (RST), timeout.
+  /// Reads until the peer closes or `d` passes; returns eof (FIN), reset (RST) or timeout.
+  /// On eof/reset it closes the socket, as a real client does.
   read_end read_until_close(graceful::deadline d);
   /// How the last read ended.
   read_end last_end() const noexcept { return end_; }

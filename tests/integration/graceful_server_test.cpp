@@ -1,0 +1,162 @@
+// graceful-server from the outside, driven by clients nobody here wrote: curl and wrk.
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include <csignal>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "process.hpp"
+
+using namespace graceful::test;
+using graceful::deadline;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct ran {
+  std::optional<int> status;
+  std::string output;
+};
+
+ran run(std::vector<std::string> argv, deadline d = deadline::after(20s)) {
+  child c({std::move(argv)});
+  auto st = c.wait(d);
+  return {st, c.output()};
+}
+
+/// graceful-server on a free port, ready to serve.
+struct server_proc {
+  int port = free_port();
+  std::unique_ptr<child> proc;
+  explicit server_proc(std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv{bin("graceful-server"), "--listen", "127.0.0.1:" + std::to_string(port), "--threads", "2"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    proc = std::make_unique<child>(child::spec{argv});
+    EXPECT_TRUE(proc->wait_for_output("listening on", deadline::after(10s))) << proc->output();
+  }
+  std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port) + path; }
+};
+
+/// The absolute path of a program on PATH (child uses execve, which does not search PATH).
+std::string program(const std::string& name) {
+  std::string path = std::getenv("PATH") ? std::getenv("PATH") : "/usr/bin:/bin";
+  size_t start = 0;
+  while (start <= path.size()) {
+    auto end = path.find(':', start);
+    auto dir = path.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    auto full = dir + "/" + name;
+    if (!dir.empty() && ::access(full.c_str(), X_OK) == 0) return full;
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return "/usr/bin/" + name;
+}
+
+/// curl prints the body, then a line with the status code.
+ran curl(std::vector<std::string> args) {
+  std::vector<std::string> argv{program("curl"), "-sS", "--max-time", "10", "-w", "\n%{http_code}"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run(argv);
+}
+
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+} // namespace
+
+TEST(graceful_server, help_and_version_exit_0) {
+  auto h = run({bin("graceful-server"), "--help"});
+  EXPECT_EQ(h.status, 0);
+  EXPECT_NE(h.output.find("--listen"), std::string::npos);
+  EXPECT_NE(h.output.find("--shutdown-timeout"), std::string::npos);
+  auto v = run({bin("graceful-server"), "--version"});
+  EXPECT_EQ(v.status, 0);
+  EXPECT_NE(v.output.find("graceful-server "), std::string::npos);
+}
+
+TEST(graceful_server, bad_flags_give_a_clear_message_and_exit_2) {
+  for (auto args : std::vector<std::vector<std::string>>{
+           {"--bogus"}, {"--drain-delay", "5 parsecs"}, {"--shutdown-timeout", "-1s"},
+           {"--log-level", "loud"}, {"--threads", "many"}, {"--listen", "not-an-address"}}) {
+    args.insert(args.begin(), bin("graceful-server"));
+    auto r = run(args);
+    EXPECT_EQ(r.status, 2) << args[1] << ": " << r.output;
+    EXPECT_FALSE(r.output.empty()) << args[1];
+  }
+}
+
+TEST(graceful_server, serves_every_route_to_curl) {
+  server_proc s;
+  auto root = curl({s.url("/")});
+  EXPECT_EQ(root.output, "Hello, World!\n\n200");
+  auto echo = curl({"--data-binary", "ping pong", s.url("/echo")});
+  EXPECT_EQ(echo.output, "ping pong\n200");
+  auto slow = curl({s.url("/slow?ms=50")});
+  EXPECT_TRUE(ends_with(slow.output, "\n200")) << slow.output;
+  auto stream = curl({"-N", s.url("/stream?chunks=3&ms=10")});
+  EXPECT_EQ(stream.output, "chunk 0\nchunk 1\nchunk 2\n\n200");
+  EXPECT_TRUE(ends_with(curl({s.url("/healthz")}).output, "200"));
+  EXPECT_TRUE(ends_with(curl({s.url("/readyz")}).output, "200"));
+  auto metrics = curl({s.url("/metrics")});
+  EXPECT_NE(metrics.output.find("graceful_http_requests_total{code=\"200\"}"), std::string::npos) << metrics.output;
+  EXPECT_NE(metrics.output.find("graceful_lifecycle_phase{phase=\"running\"} 1"), std::string::npos);
+  EXPECT_NE(metrics.output.find("graceful_http_open_connections"), std::string::npos);
+  // curl sends Expect: 100-continue for bodies over 1 KiB.
+  std::string big(300 * 1024, 'z');
+  auto path = std::filesystem::temp_directory_path() / ("graceful-big-" + std::to_string(getpid()));
+  std::ofstream(path) << big;
+  auto large = curl({"--data-binary", "@" + path.string(), "-o", "/dev/null", s.url("/echo")});
+  std::filesystem::remove(path);
+  EXPECT_EQ(large.output, "\n200");
+  EXPECT_TRUE(ends_with(curl({s.url("/slow?ms=bad")}).output, "400"));
+  EXPECT_TRUE(ends_with(curl({s.url("/nope")}).output, "404"));
+}
+
+TEST(graceful_server, sigterm_finishes_in_flight_request_and_exits_0_removing_pid_file) {
+  auto pid_file = std::filesystem::temp_directory_path() / ("graceful-server-test-" + std::to_string(getpid()) + ".pid");
+  server_proc s({"--pid-file", pid_file.string()});
+  std::ifstream pf(pid_file);
+  long pid = 0;
+  pf >> pid;
+  EXPECT_EQ(pid, s.proc->pid());
+  child slow({{program("curl"), "-sS", "--max-time", "10", "-w", "\n%{http_code}", s.url("/slow?ms=600")}});
+  // Wait until the request is in flight, as the server itself reports it.
+  ASSERT_TRUE(eventually([&] {
+    auto m = curl({s.url("/metrics")}).output;
+    return m.find("graceful_http_in_flight_requests 2") != std::string::npos;
+  }, deadline::after(5s)));
+  s.proc->signal(SIGTERM);
+  EXPECT_EQ(slow.wait(deadline::after(10s)), 0);
+  EXPECT_EQ(slow.output(), "slept 600 ms\n\n200");
+  EXPECT_EQ(s.proc->wait(deadline::after(10s)), 0) << s.proc->output();
+  EXPECT_FALSE(std::filesystem::exists(pid_file));
+}
+
+TEST(graceful_server, readyz_is_503_during_the_drain_delay_while_requests_are_still_served) {
+  server_proc s({"--drain-delay", "1500ms"});
+  s.proc->signal(SIGTERM);
+  ASSERT_TRUE(s.proc->wait_for_output("draining", deadline::after(5s)));
+  EXPECT_TRUE(ends_with(curl({s.url("/readyz")}).output, "503"));
+  EXPECT_EQ(curl({s.url("/")}).output, "Hello, World!\n\n200");
+  EXPECT_EQ(s.proc->wait(deadline::after(10s)), 0) << s.proc->output();
+}
+
+TEST(graceful_server, wrk_keep_alive_load_gets_no_errors) {
+  server_proc s;
+  auto r = run({program("wrk"), "-t1", "-c16", "-d2s", s.url("/")}, deadline::after(30s));
+  ASSERT_EQ(r.status, 0) << r.output;
+  // wrk prints these lines only when something failed.
+  EXPECT_EQ(r.output.find("Socket errors"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("Non-2xx"), std::string::npos) << r.output;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.output, m, std::regex("(\\d+) requests in"))) << r.output;
+  EXPECT_GT(std::stol(m[1]), 0);
+  s.proc->signal(SIGTERM);
+  EXPECT_EQ(s.proc->wait(deadline::after(10s)), 0);
+}

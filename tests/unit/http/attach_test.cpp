@@ -1,0 +1,78 @@
+// One line plugs a server into the lifecycle: readiness, shutdown hook, dump section.
+#include <graceful/http/attach.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "server_fixture.hpp"
+
+using namespace graceful::test;
+namespace http = graceful::http;
+namespace lc_ns = graceful::lifecycle;
+using namespace std::chrono_literals;
+
+namespace {
+lc_ns::options quiet_lifecycle(std::chrono::milliseconds drain) {
+  lc_ns::options o;
+  o.program_name = "attach-test";
+  o.handle_signals = false;  // driven from code: no process-wide signal handling in a test binary
+  o.drain_delay = drain;
+  o.shutdown_timeout = 5s;
+  o.diag_dir = std::filesystem::temp_directory_path();
+  return o;
+}
+http::options one_loop() {
+  http::options o;
+  o.threads = 1;
+  o.shutdown_idle_grace = 100ms;
+  return o;
+}
+} // namespace
+
+TEST(http_attach, readyz_turns_503_when_draining_starts_and_shutdown_runs_as_a_hook) {
+  lc_ns::lifecycle lc(quiet_lifecycle(400ms));
+  event_log log;
+  http::server s(test_routes(log), one_loop());
+  auto reg = http::attach(s, lc);
+  int port = s.listen("127.0.0.1:0").value();
+  auto ready = http_get(port, "/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 200);
+  EXPECT_EQ(http_get(port, "/healthz")->status, 200);
+
+  auto code = std::async(std::launch::async, [&] { return lc.run(); });
+  lc.request_stop("test");
+  // The drain delay: still serving, but no longer ready.
+  auto during = http_get(port, "/readyz");
+  ASSERT_TRUE(during);
+  EXPECT_EQ(during->status, 503);
+  EXPECT_EQ(http_get(port, "/")->status, 200);
+  ASSERT_EQ(code.wait_for(10s), std::future_status::ready);
+  EXPECT_EQ(code.get(), 0);
+  EXPECT_TRUE(s.stats().shutting_down);
+  http_conn late(port);
+  EXPECT_FALSE(late.connected());
+}
+
+TEST(http_attach, sigusr1_dump_lists_in_flight_requests) {
+  lc_ns::lifecycle lc(quiet_lifecycle(0ms));
+  event_log log;
+  http::server s(test_routes(log), one_loop());
+  auto reg = http::attach(s, lc);
+  int port = s.listen("127.0.0.1:0").value();
+  http_conn c(port);
+  ASSERT_TRUE(c.send(get_request("/slow?ms=400")));
+  ASSERT_TRUE(eventually([&] { return s.stats().in_flight_requests == 1; }, secs(5)));
+  auto path = lc.dump_threads();
+  ASSERT_TRUE(path) << path.error().message();
+  std::ifstream f(path.value());
+  std::stringstream text;
+  text << f.rdbuf();
+  std::filesystem::remove(path.value());
+  EXPECT_NE(text.str().find("http connections"), std::string::npos) << text.str();
+  EXPECT_NE(text.str().find("request=\"GET /slow\""), std::string::npos) << text.str();
+}
