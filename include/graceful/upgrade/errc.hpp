@@ -1,0 +1,41 @@
+#pragma once
+/// \file
+/// Errors of the upgrade layer. Each refusal is its own value, so callers (and logs) can
+/// tell "an upgrade is already running" from "the new binary never became ready".
+
+#include <string>
+#include <system_error>
+#include <type_traits>
+
+namespace graceful::upgrade {
+
+/// Error codes of graceful::upgrade (category name "graceful.upgrade").
+enum class errc : int {
+  upgrade_in_progress = 1,  ///< an upgrade or takeover is already running; this one is refused
+  handed_over,              ///< the sockets were already handed to another process: nothing left to do
+  not_ready,                ///< upgrade() before ready(): a process that does not serve yet must not hand over
+  child_exited,             ///< the new process exited before saying it was ready
+  child_not_ready,          ///< the new process did not say ready within the upgrade timeout
+  upgrade_cancelled,        ///< a stop began while the new process was starting; it was stopped
+  protocol_mismatch,        ///< the other side speaks another hand-over protocol version
+  invalid_inherited_fd,     ///< an inherited fd is not a listening socket (forged or stale LISTEN_FDS / hand-over)
+  address_mismatch,         ///< an inherited socket is bound to another family, type or address than asked
+  bad_address,              ///< an address string that is neither host:port, [v6]:port nor unix:/path
+  duplicate_name,           ///< listen() called twice with one name
+  peer_rejected,            ///< takeover peer is another user (SO_PEERCRED) or the socket mode is unsafe
+  takeover_failed,          ///< the old process refused or broke the takeover conversation
+  unsafe_path,              ///< a pid file or socket path is a symlink or otherwise unsafe to write
+};
+
+/// The category of errc.
+const std::error_category& upgrade_category() noexcept;
+
+/// Makes errc usable as std::error_code.
+inline std::error_code make_error_code(errc e) noexcept {
+  return {static_cast<int>(e), upgrade_category()};
+}
+
+} // namespace graceful::upgrade
+
+template <>
+struct std::is_error_code_enum<graceful::upgrade::errc> : std::true_type {};

@@ -1,0 +1,50 @@
+// upgrader::attach lives apart from upgrader.cpp so that programs (and tests) that drive
+// the upgrader without a lifecycle do not link the lifecycle's implementation.
+#include <graceful/upgrade/upgrader.hpp>
+
+#include <csignal>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include <graceful/lifecycle/lifecycle.hpp>
+
+#include "systemd.hpp"
+
+namespace graceful::upgrade {
+
+lifecycle::registration upgrader::attach(lifecycle::lifecycle& lc) {
+  auto regs = std::make_shared<std::vector<lifecycle::registration>>();
+  auto logger = opts_.logger;
+  auto log = [logger]() -> spdlog::logger& { return logger ? *logger : *spdlog::default_logger_raw(); };
+
+  on_handed_over([&lc](pid_t pid) {
+    // No drain delay: the sockets stay served by the new process, nobody needs to be told.
+    lc.request_stop("upgraded to pid " + std::to_string(pid), {.drain_delay = std::chrono::milliseconds(0)});
+  });
+  regs->push_back(lc.on_signal(SIGHUP, "upgrade", [this, log] {
+    log().info("upgrade: SIGHUP: upgrading to {}", opts_.executable.string());
+    // start_upgrade logs a refusal (upgrade already running, not ready yet, handed over).
+    (void)start_upgrade();
+  }));
+  regs->push_back(lc.on_drain("upgrade: stop an upgrade in flight", [this](graceful::deadline) {
+    bool handed = current_state() == state::handed_over;
+    // After a hand-over the new process is the service: a STOPPING=1 from us would tell
+    // systemd (NotifyAccess=all) that the service is going away.
+    if (!handed && opts_.systemd_notify) detail::notify("STOPPING=1");
+    cancel();
+  }));
+  regs->push_back(lc.on_shutdown("upgrade: close listener copies", [this](graceful::deadline) {
+    // Without a hand-over, new connections should now be refused rather than queued on a
+    // socket nobody will accept from; after one, the new process holds its own copies.
+    close_listeners();
+  }));
+  return lifecycle::registration([this, regs] {
+    on_handed_over({});
+    regs->clear();
+  });
+}
+
+} // namespace graceful::upgrade

@@ -1,0 +1,190 @@
+#include <graceful/upgrade/listeners.hpp>
+
+#include <cerrno>
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <spdlog/spdlog.h>
+
+#include <graceful/upgrade/errc.hpp>
+
+#include "address.hpp"
+
+namespace graceful::upgrade {
+
+std::string_view to_string(origin o) noexcept {
+  switch (o) {
+    case origin::created: return "created";
+    case origin::parent: return "parent";
+    case origin::systemd: return "systemd";
+    case origin::takeover: return "takeover";
+  }
+  return "unknown";
+}
+
+namespace {
+
+std::error_code last_errno() { return {errno, std::generic_category()}; }
+
+spdlog::logger& log_of(const std::shared_ptr<spdlog::logger>& l) {
+  return l ? *l : *spdlog::default_logger_raw();
+}
+
+// What an fd is, for error messages about forged or stale inherited fds.
+std::string describe_fd(int fd) {
+  struct stat st{};
+  if (::fstat(fd, &st) != 0) return "not an open fd";
+  switch (st.st_mode & S_IFMT) {
+    case S_IFREG: return "a regular file";
+    case S_IFDIR: return "a directory";
+    case S_IFIFO: return "a pipe";
+    case S_IFCHR: return "a character device";
+    case S_IFSOCK: return "a socket";
+  }
+  return "not a socket";
+}
+
+int sockopt_int(int fd, int opt) {
+  int v = -1;
+  socklen_t len = sizeof v;
+  if (::getsockopt(fd, SOL_SOCKET, opt, &v, &len) != 0) return -1;
+  return v;
+}
+
+} // namespace
+
+result<listeners> listeners::adopt(const std::vector<named_fd>& fds, origin from) {
+  // Validate everything before owning anything: if one fd is forged, none are ours to close.
+  for (std::size_t i = 0; i < fds.size(); ++i) {
+    struct stat st{};
+    if (fds[i].fd < 0 || ::fstat(fds[i].fd, &st) != 0 || !S_ISSOCK(st.st_mode)) {
+      spdlog::error("upgrade: inherited fd {} ('{}', from {}) is {}, not a socket; refusing the inherited set",
+                    fds[i].fd, fds[i].name, to_string(from), describe_fd(fds[i].fd));
+      return errc::invalid_inherited_fd;
+    }
+    for (std::size_t j = 0; j < i; ++j)
+      if (fds[j].name == fds[i].name) {
+        spdlog::error("upgrade: two inherited fds ({} and {}) are both named '{}'", fds[j].fd, fds[i].fd,
+                      fds[i].name);
+        return errc::duplicate_name;
+      }
+  }
+  listeners l;
+  for (auto& nf : fds) {
+    // Inherited fds arrive without FD_CLOEXEC (that is how they crossed exec); set it so that
+    // nothing this process spawns on its own inherits them.
+    int flags = ::fcntl(nf.fd, F_GETFD);
+    if (flags >= 0) ::fcntl(nf.fd, F_SETFD, flags | FD_CLOEXEC);
+    l.entries_.emplace(nf.name, entry{unique_fd(nf.fd), from, false});
+  }
+  return l;
+}
+
+result<unique_fd> listeners::listen(std::string_view name, std::string_view address, const listen_options& lo) {
+  auto& log = log_of(logger_);
+  auto parsed = detail::parse_address(address);
+  if (!parsed) {
+    log.error("upgrade: listener '{}': bad address '{}' (want host:port, [v6]:port or unix:/path)", name, address);
+    return parsed.error();
+  }
+  const detail::sock_address* wanted = &parsed.value();
+  auto it = entries_.find(name);
+  if (it != entries_.end() && it->second.claimed) {
+    log.error("upgrade: listener '{}' requested twice", name);
+    return errc::duplicate_name;
+  }
+  if (it != entries_.end()) {
+    int fd = it->second.fd.get();
+    // An inherited fd must be exactly what the program asks for; adopting a socket of the
+    // wrong type or address would serve the wrong port silently.
+    int type = sockopt_int(fd, SO_TYPE), acc = sockopt_int(fd, SO_ACCEPTCONN), dom = sockopt_int(fd, SO_DOMAIN);
+    if (type != SOCK_STREAM || acc != 1) {
+      log.error("upgrade: inherited fd {} for '{}' (from {}) is not a listening stream socket "
+                "(SO_TYPE={}, SO_ACCEPTCONN={})", fd, name, to_string(it->second.from), type, acc);
+      return errc::invalid_inherited_fd;
+    }
+    detail::sock_address bound;
+    bound.len = sizeof bound.storage;
+    if (::getsockname(fd, bound.get(), &bound.len) != 0) return last_errno();
+    if (dom != wanted->family() || !detail::address_matches(*wanted, bound)) {
+      log.error("upgrade: inherited fd {} for '{}' (from {}) is bound to {}, but '{}' was asked for", fd, name,
+                to_string(it->second.from), detail::format_address(bound), address);
+      return errc::address_mismatch;
+    }
+    int dup = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    if (dup < 0) return last_errno();
+    it->second.claimed = true;
+    log.info("upgrade: listener '{}' on {}: inherited from {} (fd {})", name, detail::format_address(bound),
+             to_string(it->second.from), fd);
+    return unique_fd(dup);
+  }
+
+  unique_fd s(::socket(wanted->family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!s) return last_errno();
+  if (wanted->family() != AF_UNIX) {
+    int one = 1;
+    // SO_REUSEADDR: a restart must not wait out TIME_WAIT connections of the old process.
+    ::setsockopt(s.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  }
+  if (::bind(s.get(), wanted->get(), wanted->len) != 0 || ::listen(s.get(), lo.backlog) != 0) {
+    auto ec = last_errno();
+    log.error("upgrade: listener '{}': cannot listen on {}: {}", name, address, ec.message());
+    return ec;
+  }
+  detail::sock_address bound;
+  bound.len = sizeof bound.storage;
+  ::getsockname(s.get(), bound.get(), &bound.len);
+  int dup = ::fcntl(s.get(), F_DUPFD_CLOEXEC, 3);
+  if (dup < 0) return last_errno();
+  log.info("upgrade: listener '{}' on {}: created", name, detail::format_address(bound));
+  entries_.insert_or_assign(std::string(name), entry{std::move(s), origin::created, true});
+  return unique_fd(dup);
+}
+
+std::vector<std::string> listeners::close_unclaimed() {
+  std::vector<std::string> closed;
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    if (!it->second.claimed) {
+      log_of(logger_).info("upgrade: closing inherited listener '{}' (fd {}): this version does not use it",
+                           it->first, it->second.fd.get());
+      closed.push_back(it->first);
+      it = entries_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return closed;
+}
+
+std::vector<named_fd> listeners::active() const {
+  std::vector<named_fd> out;
+  for (auto& [name, e] : entries_)
+    if (e.claimed) out.push_back({name, e.fd.get()});
+  return out;
+}
+
+origin listeners::origin_of(std::string_view name) const {
+  auto it = entries_.find(name);
+  return it == entries_.end() ? origin::created : it->second.from;
+}
+
+std::vector<std::string> listeners::unclaimed() const {
+  std::vector<std::string> out;
+  for (auto& [name, e] : entries_)
+    if (!e.claimed) out.push_back(name);
+  return out;
+}
+
+void listeners::close_all() noexcept { entries_.clear(); }
+
+std::string local_address(int fd) {
+  detail::sock_address a;
+  a.len = sizeof a.storage;
+  if (::getsockname(fd, a.get(), &a.len) != 0) return {};
+  return detail::format_address(a);
+}
+
+} // namespace graceful::upgrade

@@ -1,0 +1,449 @@
+#include <graceful/upgrade/upgrader.hpp>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <thread>
+
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <graceful/upgrade/pid_file.hpp>
+
+#include "handover.hpp"
+#include "systemd.hpp"
+#include "takeover.hpp"
+
+namespace graceful::upgrade {
+
+std::string_view to_string(state s) noexcept {
+  switch (s) {
+    case state::starting: return "starting";
+    case state::ready: return "ready";
+    case state::upgrading: return "upgrading";
+    case state::handed_over: return "handed_over";
+    case state::stopping: return "stopping";
+  }
+  return "unknown";
+}
+
+namespace {
+
+namespace fs = std::filesystem;
+std::error_code last_errno() { return {errno, std::generic_category()}; }
+
+std::vector<std::string> own_cmdline() {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  std::vector<std::string> out;
+  std::string arg;
+  while (std::getline(in, arg, '\0')) out.push_back(arg);
+  return out;
+}
+
+// The path the program was started from, made absolute now: deploying a new binary at that
+// path (or switching a symlink there) must run the new code on the next upgrade, which
+// /proc/self/exe (the old, possibly deleted, inode) would not.
+std::optional<fs::path> resolve_executable(const std::string& argv0) {
+  if (argv0.empty()) return std::nullopt;
+  std::error_code ec;
+  if (argv0.find('/') != std::string::npos) {
+    auto p = fs::absolute(argv0, ec).lexically_normal();
+    if (!ec) return p;
+    return std::nullopt;
+  }
+  // execvp(3)'s search: $PATH, or its documented default when unset.
+  const char* env = std::getenv("PATH");
+  std::string path = env ? env : "/usr/local/bin:/bin:/usr/bin";
+  std::stringstream ss(path);
+  std::string dir;
+  while (std::getline(ss, dir, ':')) {
+    fs::path cand = fs::path(dir.empty() ? "." : dir) / argv0;
+    if (::access(cand.c_str(), X_OK) == 0 && fs::is_regular_file(cand, ec))
+      return fs::absolute(cand, ec).lexically_normal();
+  }
+  return std::nullopt;
+}
+
+std::string describe_status(int st) {
+  if (WIFEXITED(st)) return "exited with code " + std::to_string(WEXITSTATUS(st));
+  if (WIFSIGNALED(st)) return std::string("killed by signal ") + ::strsignal(WTERMSIG(st));
+  return "stopped";
+}
+
+// Waits for `pid` until `d`; returns its status or nullopt.
+std::optional<int> wait_child(pid_t pid, graceful::deadline d) {
+  while (true) {
+    int st = 0;
+    pid_t r = ::waitpid(pid, &st, WNOHANG);
+    if (r == pid) return st;
+    if (r < 0 && errno != EINTR) return std::nullopt;  // not our child (a fake spawn) or gone
+    if (d.expired()) return std::nullopt;
+    timespec ts{0, 5'000'000};
+    ::nanosleep(&ts, nullptr);
+  }
+}
+
+std::string monotonic_usec() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return std::to_string(static_cast<long long>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000);
+}
+
+} // namespace
+
+struct upgrader::impl {
+  mutable std::mutex mu;
+  state st = state::starting;
+  listeners socks;
+  unique_fd cancel_fd;  // eventfd, readable (forever) once cancel() ran
+  std::optional<detail::inherited> from_parent;
+  std::optional<detail::takeover_client> from_takeover;
+  std::unique_ptr<detail::takeover_server> takeover;
+  std::function<void(pid_t)> handed_over_cb;
+  std::thread worker;
+  bool worker_busy = false;
+  pid_t successor = 0;
+  std::shared_ptr<spdlog::logger> logger;
+  spdlog::logger& log() const { return logger ? *logger : *spdlog::default_logger_raw(); }
+};
+
+upgrader::upgrader(options o) : opts_(std::move(o)), impl_(std::make_unique<impl>()) {}
+
+result<std::unique_ptr<upgrader>> upgrader::create(options o) {
+  if (o.upgrade_timeout <= std::chrono::milliseconds::zero() || o.child_stop_timeout < std::chrono::milliseconds::zero())
+    return std::make_error_code(std::errc::invalid_argument);
+  if (o.argv.empty()) o.argv = own_cmdline();
+  if (o.argv.empty()) return std::make_error_code(std::errc::invalid_argument);
+  auto& log0 = o.logger ? *o.logger : *spdlog::default_logger_raw();
+  if (o.executable.empty()) {
+    auto exe = resolve_executable(o.argv[0]);
+    if (!exe) {
+      std::error_code ec;
+      exe = fs::read_symlink("/proc/self/exe", ec);
+      log0.warn("upgrade: cannot resolve '{}' to a path; upgrades will re-run {} instead", o.argv[0], exe->string());
+    }
+    o.executable = *exe;
+  } else {
+    o.executable = fs::absolute(o.executable).lexically_normal();
+  }
+
+  std::unique_ptr<upgrader> u(new upgrader(std::move(o)));
+  auto& m = *u->impl_;
+  m.logger = u->opts_.logger;
+  m.socks.set_logger(m.logger);
+  m.cancel_fd.reset(::eventfd(0, EFD_CLOEXEC));
+  if (!m.cancel_fd) return last_errno();
+
+  // Where the sockets come from, most specific first: a graceful parent that started us
+  // (it is waiting for our ready line), a takeover the operator asked for, systemd.
+  auto inh = detail::read_handover_env();
+  if (!inh) return inh.error();
+  if (inh.value()) {
+    auto adopted = listeners::adopt(inh.value()->fds, origin::parent);
+    if (!adopted) return adopted.error();
+    m.socks = std::move(adopted.value());
+    m.socks.set_logger(m.logger);
+    u->inherited_from_ = origin::parent;
+    u->predecessor_ = inh.value()->parent;
+    m.from_parent = std::move(*inh.value());
+    m.log().info("upgrade: started by pid {} for a hand-over of {} socket(s)", u->predecessor_,
+                 m.from_parent->fds.size());
+  } else if (!u->opts_.takeover_from.empty()) {
+    auto tk = detail::take_over(u->opts_.takeover_from, graceful::deadline::after(std::chrono::seconds(10)));
+    if (!tk) {
+      m.log().error("upgrade: takeover from {} failed: {}", u->opts_.takeover_from.string(), tk.error().message());
+      return tk.error();
+    }
+    auto adopted = listeners::adopt(tk.value().fds, origin::takeover);
+    if (!adopted) {
+      for (auto& nf : tk.value().fds) ::close(nf.fd);  // received by us: ours to close
+      return adopted.error();
+    }
+    m.socks = std::move(adopted.value());
+    m.socks.set_logger(m.logger);
+    u->inherited_from_ = origin::takeover;
+    u->predecessor_ = tk.value().old_pid;
+    m.log().info("upgrade: took {} socket(s) over from pid {} via {}", tk.value().fds.size(), u->predecessor_,
+                 u->opts_.takeover_from.string());
+    m.from_takeover = std::move(tk.value());
+  } else if (u->opts_.systemd_activation) {
+    auto sd = detail::systemd_listen_fds();
+    if (!sd) {
+      m.log().error("upgrade: bad systemd socket activation variables: {}", sd.error().message());
+      return std::error_code(errc::invalid_inherited_fd);
+    }
+    if (!sd.value().empty()) {
+      auto adopted = listeners::adopt(sd.value(), origin::systemd);
+      if (!adopted) return adopted.error();
+      m.socks = std::move(adopted.value());
+      m.socks.set_logger(m.logger);
+      u->inherited_from_ = origin::systemd;
+      m.log().info("upgrade: socket-activated with {} socket(s)", sd.value().size());
+    }
+  }
+  return u;
+}
+
+upgrader::~upgrader() {
+  cancel();
+  impl_->takeover.reset();
+  bool handed;
+  {
+    std::lock_guard lk(impl_->mu);
+    handed = impl_->successor != 0;
+  }
+  if (!opts_.pid_file.empty() && !handed) (void)remove_pid_file_if_owned(opts_.pid_file);
+  impl_->socks.close_all();
+}
+
+result<unique_fd> upgrader::listen(std::string_view name, std::string_view address, const listen_options& lo) {
+  if (!detail::valid_fd_name(name)) {
+    impl_->log().error("upgrade: invalid listener name '{}' (1-255 bytes, no ':' or control characters)", name);
+    return std::make_error_code(std::errc::invalid_argument);
+  }
+  std::lock_guard lk(impl_->mu);
+  return impl_->socks.listen(name, address, lo);
+}
+
+result<void> upgrader::ready() {
+  auto& m = *impl_;
+  {
+    std::lock_guard lk(m.mu);
+    if (m.st != state::starting) return ok();
+    m.st = state::ready;
+    m.socks.close_unclaimed();
+  }
+  // The pid file first: by the time the parent hears "ready" and starts draining, the file
+  // already names the process that serves.
+  if (!opts_.pid_file.empty()) {
+    if (auto r = write_pid_file(opts_.pid_file); !r)
+      m.log().error("upgrade: cannot write pid file {}: {} (still serving)", opts_.pid_file.string(),
+                    r.error().message());
+  }
+  if (!opts_.takeover_socket.empty()) {
+    detail::takeover_hooks h;
+    h.timeout = opts_.upgrade_timeout;
+    h.cancel_fd = m.cancel_fd.get();
+    h.logger = m.logger;
+    h.begin = [this]() -> result<std::vector<named_fd>> {
+      std::lock_guard lk(impl_->mu);
+      if (impl_->worker_busy) return errc::upgrade_in_progress;
+      switch (impl_->st) {
+        case state::starting: return errc::not_ready;
+        case state::upgrading: return errc::upgrade_in_progress;
+        case state::handed_over: return errc::handed_over;
+        case state::stopping: return errc::upgrade_cancelled;
+        case state::ready: break;
+      }
+      impl_->st = state::upgrading;
+      if (opts_.systemd_notify) detail::notify("RELOADING=1\nMONOTONIC_USEC=" + monotonic_usec());
+      return impl_->socks.active();
+    };
+    h.end = [this](result<pid_t> r) {
+      if (r) {
+        hand_over_done(r.value(), "takeover");
+      } else {
+        impl_->log().error("upgrade: takeover failed: {}; still serving", r.error().message());
+        upgrade_failed();
+      }
+    };
+    auto srv = detail::takeover_server::start(opts_.takeover_socket, std::move(h));
+    if (!srv)
+      m.log().error("upgrade: cannot offer takeover on {}: {} (still serving)", opts_.takeover_socket.string(),
+                    srv.error().message());
+    else
+      m.takeover = std::move(srv.value());
+  }
+  if (m.from_parent) {
+    if (auto r = detail::send_all(m.from_parent->ready_fd.get(), detail::ready_line(::getpid())); !r)
+      m.log().warn("upgrade: could not tell parent pid {} that we are ready: {}", predecessor_, r.error().message());
+    else
+      m.log().info("upgrade: ready; told parent pid {} to drain", predecessor_);
+    m.from_parent->ready_fd.reset();
+  }
+  if (m.from_takeover) {
+    if (auto r = detail::send_takeover_ready(m.from_takeover->conn.get()); !r)
+      m.log().warn("upgrade: could not tell pid {} that we are ready: {}", predecessor_, r.error().message());
+    else
+      m.log().info("upgrade: ready; told pid {} to drain", predecessor_);
+    m.from_takeover->conn.reset();
+  }
+  // The predecessor also sends MAINPID for us from the main pid (enough for NotifyAccess=main);
+  // sending it ourselves too covers a predecessor killed mid-hand-over (NotifyAccess=all).
+  if (opts_.systemd_notify) detail::notify("MAINPID=" + std::to_string(::getpid()) + "\nREADY=1");
+  return ok();
+}
+
+void upgrader::hand_over_done(pid_t pid, const char* how) {
+  std::function<void(pid_t)> cb;
+  {
+    std::lock_guard lk(impl_->mu);
+    impl_->st = state::handed_over;
+    impl_->successor = pid;
+    cb = impl_->handed_over_cb;
+  }
+  // From the main pid, so NotifyAccess=main is enough for systemd to follow the hand-over.
+  if (opts_.systemd_notify) detail::notify("MAINPID=" + std::to_string(pid) + "\nREADY=1");
+  impl_->log().info("upgrade: pid {} is ready ({}); this process stops accepting and drains", pid, how);
+  if (cb) cb(pid);
+}
+
+void upgrader::upgrade_failed() {
+  bool stopping;
+  {
+    std::lock_guard lk(impl_->mu);
+    if (impl_->st == state::upgrading) impl_->st = state::ready;
+    stopping = impl_->st == state::stopping;
+  }
+  // Ends systemd's "reloading" state: this process still is the service.
+  if (opts_.systemd_notify && !stopping) detail::notify("READY=1");
+}
+
+result<pid_t> upgrader::upgrade() {
+  auto& m = *impl_;
+  std::vector<named_fd> socks;
+  {
+    std::lock_guard lk(m.mu);
+    switch (m.st) {
+      case state::starting: return errc::not_ready;
+      case state::upgrading: return errc::upgrade_in_progress;
+      case state::handed_over: return errc::handed_over;
+      case state::stopping: return errc::upgrade_cancelled;
+      case state::ready: break;
+    }
+    m.st = state::upgrading;
+    socks = m.socks.active();
+  }
+  if (opts_.systemd_notify) detail::notify("RELOADING=1\nMONOTONIC_USEC=" + monotonic_usec());
+
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+    auto ec = last_errno();
+    m.log().error("upgrade: socketpair: {}; still serving", ec.message());
+    upgrade_failed();
+    return ec;
+  }
+  unique_fd ours(sv[0]), theirs(sv[1]);
+  spawn_request req;
+  req.executable = opts_.executable;
+  req.argv = opts_.argv;
+  std::vector<std::string> names;
+  std::string listing;
+  for (auto& s : socks) {
+    names.push_back(s.name);
+    req.fds.push_back(s.fd);
+    listing += (listing.empty() ? "" : ", ") + s.name;
+  }
+  req.fds.push_back(theirs.get());
+  req.env = detail::child_env(names);
+  m.log().info("upgrade: starting {} with {} listening socket(s) [{}]", opts_.executable.string(), socks.size(), listing);
+  auto spawned = opts_.spawn ? opts_.spawn(req) : posix_spawn_process(req);
+  theirs.reset();
+  if (!spawned) {
+    m.log().error("upgrade: cannot start {}: {}; still serving", opts_.executable.string(), spawned.error().message());
+    upgrade_failed();
+    return spawned.error();
+  }
+  pid_t child = spawned.value();
+  auto line = detail::read_line(ours.get(), graceful::deadline::after(opts_.upgrade_timeout), m.cancel_fd.get());
+  result<pid_t> outcome = line ? detail::parse_ready_line(line.value()) : result<pid_t>(line.error());
+  if (!outcome && outcome.error() == std::errc::timed_out) outcome = errc::child_not_ready;
+  if (outcome) {
+    if (outcome.value() != child)
+      m.log().warn("upgrade: started pid {} but pid {} said ready (a wrapper?); following pid {}", child,
+                   outcome.value(), outcome.value());
+    hand_over_done(outcome.value(), "upgrade");
+    return outcome;
+  }
+
+  // Failure: the old process keeps serving; the new one must not linger half-started.
+  std::optional<int> status;
+  if (outcome.error() == errc::upgrade_cancelled) {
+    // A stop began: give the new process the same courtesy (SIGTERM), then insist.
+    ::kill(child, SIGTERM);
+    status = wait_child(child, graceful::deadline::after(opts_.child_stop_timeout));
+  }
+  if (!status) {
+    ::kill(child, SIGKILL);
+    status = wait_child(child, graceful::deadline::after(std::chrono::seconds(5)));
+  }
+  std::string how = status ? describe_status(*status) : "not reaped";
+  if (outcome.error() == errc::child_not_ready)
+    m.log().error("upgrade: pid {} was not ready within {} ms; killed it ({}); still serving", child,
+                  opts_.upgrade_timeout.count(), how);
+  else if (outcome.error() == errc::upgrade_cancelled)
+    m.log().warn("upgrade: stopping, so stopped the new pid {} ({})", child, how);
+  else
+    m.log().error("upgrade: pid {} failed before it was ready: {} ({}); still serving", child,
+                  outcome.error().message(), how);
+  upgrade_failed();
+  return outcome.error();
+}
+
+result<void> upgrader::start_upgrade(std::function<void(result<pid_t>)> done) {
+  auto& m = *impl_;
+  std::lock_guard lk(m.mu);
+  std::error_code refused;
+  if (m.worker_busy || m.st == state::upgrading) refused = errc::upgrade_in_progress;
+  else if (m.st == state::starting) refused = errc::not_ready;
+  else if (m.st == state::handed_over) refused = errc::handed_over;
+  else if (m.st == state::stopping) refused = errc::upgrade_cancelled;
+  if (refused) {
+    m.log().warn("upgrade: refused: {}", refused.message());
+    return refused;
+  }
+  // The previous worker has cleared worker_busy as its very last step: joining is immediate.
+  if (m.worker.joinable()) m.worker.join();
+  m.worker_busy = true;
+  m.worker = std::thread([this, done = std::move(done)] {
+    auto r = upgrade();
+    if (done) done(r);
+    std::lock_guard lk2(impl_->mu);
+    impl_->worker_busy = false;
+  });
+  return ok();
+}
+
+void upgrader::cancel() {
+  auto& m = *impl_;
+  std::thread worker;
+  {
+    std::lock_guard lk(m.mu);
+    if (m.st != state::handed_over) m.st = state::stopping;
+    std::uint64_t one = 1;
+    (void)!::write(m.cancel_fd.get(), &one, sizeof one);
+    if (m.worker.joinable() && m.worker.get_id() != std::this_thread::get_id()) worker = std::move(m.worker);
+  }
+  if (worker.joinable()) worker.join();
+}
+
+void upgrader::on_handed_over(std::function<void(pid_t)> f) {
+  std::lock_guard lk(impl_->mu);
+  impl_->handed_over_cb = std::move(f);
+}
+
+void upgrader::close_listeners() {
+  std::lock_guard lk(impl_->mu);
+  impl_->socks.close_all();
+}
+
+state upgrader::current_state() const {
+  std::lock_guard lk(impl_->mu);
+  return impl_->st;
+}
+
+std::vector<named_fd> upgrader::sockets() const {
+  std::lock_guard lk(impl_->mu);
+  return impl_->socks.active();
+}
+
+} // namespace graceful::upgrade
