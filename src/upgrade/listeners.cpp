@@ -44,7 +44,7 @@ std::string describe_fd(int fd) {
     case S_IFCHR: return "a character device";
     case S_IFSOCK: return "a socket";
   }
-  return "not a socket";
+  return "a special fd (eventfd, epoll, ...)";
 }
 
 int sockopt_int(int fd, int opt) {

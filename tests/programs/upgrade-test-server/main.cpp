@@ -4,7 +4,7 @@
 //
 //   upgrade-test-server --listen NAME=ADDR... [--pid-file P] [--upgrade-timeout MS]
 //                       [--takeover PATH] [--takeover-socket PATH] [--ready-delay MS]
-//                       [--fd-report PREFIX] [--addr-file P] [--serve-delay MS]
+//                       [--fd-report PREFIX] [--addr-file P] [--serve-delay MS] [--leak-fd]
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -32,7 +32,7 @@ namespace {
 
 // Lists the fds this process was started with, before it opens anything itself.
 void report_fds(const std::string& prefix) {
-  std::ofstream out(prefix + "." + std::to_string(::getpid()));
+  std::string out;
   DIR* d = ::opendir("/proc/self/fd");
   int self = ::dirfd(d);
   while (auto* e = ::readdir(d)) {
@@ -40,9 +40,10 @@ void report_fds(const std::string& prefix) {
     char target[256] = {};
     std::string link = std::string("/proc/self/fd/") + e->d_name;
     ::readlink(link.c_str(), target, sizeof target - 1);
-    out << e->d_name << " " << target << "\n";
+    out += std::string(e->d_name) + " " + target + "\n";
   }
   ::closedir(d);
+  std::ofstream(prefix + "." + std::to_string(::getpid())) << out;
 }
 
 int usage(const char* why) {
@@ -73,6 +74,7 @@ int main(int argc, char** argv) {
     else if (a == "--serve-delay") serve_delay_ms = std::atoi(next().c_str());
     else if (a == "--fd-report") report_fds(next());
     else if (a == "--addr-file") addr_file = next();
+    else if (a == "--leak-fd") (void)::open("/dev/null", O_RDONLY);  // no O_CLOEXEC, on purpose
     else return usage(("unknown flag " + a).c_str());
   }
 
