@@ -1,0 +1,132 @@
+// Takeover: a new process started by hand (not by the old one) takes the listening sockets
+// over the old process's UNIX socket, and the old one drains.
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include <cstring>
+
+#include "server_fixture.hpp"
+
+namespace graceful::test {
+namespace {
+
+class takeover : public server_test {
+protected:
+  std::string sock() const { return (dir_ / "takeover.sock").string(); }
+  std::vector<std::string> new_server(const std::string& addr_out) const {
+    return {server_path().string(), "--listen", "http=127.0.0.1:0", "--pid-file", pid_file(), "--addr-file",
+            addr_out, "--takeover", sock(), "--takeover-socket", sock()};
+  }
+};
+
+TEST_F(takeover, a_process_started_by_hand_takes_the_sockets_and_the_old_one_drains) {
+  auto& old = start({"--takeover-socket", sock()});
+  int p = port();
+  ASSERT_EQ(served_by(p), old.pid());
+  auto& next = start_raw(new_server((dir_ / "addr2").string()));
+  ASSERT_TRUE(next.wait_for_output("ready pid=", in(5000ms))) << next.output();
+  EXPECT_NE(next.output().find("from=takeover"), std::string::npos) << next.output();
+  EXPECT_EQ(old.wait(in(10000ms)), 0) << old.output();
+  EXPECT_EQ(served_by(p), next.pid()) << "same port, new process";
+  EXPECT_EQ(pid_in_file(), next.pid());
+  // The new process offers takeover at the same path in turn: a third one can take over.
+  auto& third = start_raw(new_server((dir_ / "addr3").string()));
+  ASSERT_TRUE(third.wait_for_output("ready pid=", in(5000ms))) << third.output();
+  EXPECT_EQ(next.wait(in(10000ms)), 0) << next.output();
+  EXPECT_EQ(served_by(p), third.pid());
+}
+
+TEST_F(takeover, the_takeover_socket_is_created_mode_0600) {
+  start({"--takeover-socket", sock()});
+  struct stat st{};
+  ASSERT_EQ(::lstat(sock().c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(st.st_uid, ::geteuid());
+}
+
+TEST_F(takeover, refuses_a_socket_path_that_is_group_or_world_writable) {
+  auto& old = start({"--takeover-socket", sock()});
+  ASSERT_EQ(::chmod(sock().c_str(), 0666), 0);
+  auto& next = start_raw(new_server((dir_ / "addr2").string()));
+  EXPECT_EQ(next.wait(in(5000ms)), 2) << next.output();
+  EXPECT_NE(next.output().find("refusing takeover socket"), std::string::npos) << next.output();
+  EXPECT_EQ(served_by(port()), old.pid()) << "the old process keeps serving";
+}
+
+TEST_F(takeover, refuses_a_symlink_at_the_socket_path) {
+  auto& old = start({"--takeover-socket", sock()});
+  auto link = (dir_ / "link.sock").string();
+  fs::create_symlink(sock(), link);
+  auto argv = new_server((dir_ / "addr2").string());
+  argv[8] = link;  // --takeover <link>
+  auto& next = start_raw(argv);
+  EXPECT_EQ(next.wait(in(5000ms)), 2) << next.output();
+  EXPECT_NE(next.output().find("a symlink"), std::string::npos) << next.output();
+  EXPECT_EQ(served_by(port()), old.pid());
+}
+
+TEST_F(takeover, the_old_process_refuses_a_peer_of_another_uid) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to connect as another uid";
+  auto& old = start({"--takeover-socket", sock()});
+  // Loosen the mode so that the kernel lets the other user connect: SO_PEERCRED must still refuse.
+  ASSERT_EQ(::chmod(sock().c_str(), 0666), 0);
+  ASSERT_EQ(::chmod(dir_.c_str(), 0755), 0);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) _exit(10);
+    int s = ::socket(AF_UNIX, SOCK_SEQPACKET, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strncpy(a.sun_path, sock().c_str(), sizeof a.sun_path - 1);
+    if (::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) _exit(11);
+    std::string hello = "GRACEFUL-TAKEOVER 1 " + std::to_string(::getpid());
+    ::send(s, hello.data(), hello.size(), MSG_NOSIGNAL);
+    char buf[512] = {};
+    char ctrl[CMSG_SPACE(sizeof(int) * 8)];
+    iovec iov{buf, sizeof buf - 1};
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = ctrl;
+    m.msg_controllen = sizeof ctrl;
+    ssize_t n = ::recvmsg(s, &m, 0);
+    bool got_fds = m.msg_controllen > 0;
+    _exit(n > 0 && std::string(buf).starts_with("GRACEFUL-TAKEOVER-ERR") && !got_fds ? 0 : 12);
+  }
+  int st = 0;
+  ASSERT_EQ(::waitpid(pid, &st, 0), pid);
+  ASSERT_TRUE(WIFEXITED(st));
+  EXPECT_EQ(WEXITSTATUS(st), 0) << "10/11: could not try; 12: was not refused";
+  EXPECT_TRUE(old.wait_for_output("takeover refused: peer", in(2000ms))) << old.output();
+  EXPECT_EQ(served_by(port()), old.pid());
+}
+
+TEST_F(takeover, a_new_process_that_dies_before_ready_leaves_the_old_one_serving) {
+  auto& old = start({"--takeover-socket", sock()});
+  auto argv = new_server((dir_ / "addr2").string());
+  argv.insert(argv.end(), {"--ready-delay", "5000"});
+  auto& next = start_raw(argv);
+  ASSERT_TRUE(old.wait_for_output("over the takeover socket", in(5000ms))) << old.output();
+  next.signal(SIGKILL);
+  next.wait(in(2000ms));
+  ASSERT_TRUE(old.wait_for_output("takeover failed", in(5000ms))) << old.output();
+  EXPECT_EQ(served_by(port()), old.pid());
+  EXPECT_EQ(pid_in_file(), old.pid());
+  // And a later takeover succeeds.
+  auto& again = start_raw(new_server((dir_ / "addr3").string()));
+  ASSERT_TRUE(again.wait_for_output("ready pid=", in(5000ms))) << again.output();
+  EXPECT_EQ(old.wait(in(10000ms)), 0) << old.output();
+  EXPECT_EQ(served_by(port()), again.pid());
+}
+
+TEST_F(takeover, takeover_without_an_old_process_fails_clearly) {
+  auto& next = start_raw(new_server((dir_ / "addr2").string()));
+  EXPECT_EQ(next.wait(in(5000ms)), 2) << next.output();
+  EXPECT_NE(next.output().find("No such file or directory"), std::string::npos) << next.output();
+}
+
+} // namespace
+} // namespace graceful::test
