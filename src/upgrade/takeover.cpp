@@ -51,7 +51,7 @@ namespace graceful::upgrade::detail {
 namespace {
 
 constexpr std::size_t k_max_fds = 253;  // SCM_MAX_FD (net/scm.h)
-constexpr std::chrono::seconds k_hello_timeout{5};
+constexpr std::chrono::seconds k_hello_timeout{2};  // a silent peer blocks other takeovers this long
 
 std::error_code last_errno() { return {errno, std::generic_category()}; }
 
@@ -224,6 +224,11 @@ void takeover_server::converse(int conn) {
   auto refuse = [&](const std::string& why) {
     (void)send_msg(conn, "GRACEFUL-TAKEOVER-ERR " + std::to_string(takeover_version) + " " + why);
   };
+  // Read the hello before any answer, even a refusal: closing a UNIX socket with unread
+  // data makes the peer's recv fail with ECONNRESET (net/unix/af_unix.c, unix_release_sock)
+  // and the refusal would never be read.
+  auto hello = recv_msg(conn, graceful::deadline::after(k_hello_timeout), stop_fd_.get());
+  if (!hello) return;
   auto cr = peer_cred(conn);
   if (!cr || cr->uid != ::geteuid()) {
     log.warn("upgrade: takeover refused: peer pid {} runs as uid {}, not {}", cr ? cr->pid : -1,
@@ -231,8 +236,6 @@ void takeover_server::converse(int conn) {
     refuse("peer uid not allowed");
     return;
   }
-  auto hello = recv_msg(conn, graceful::deadline::after(k_hello_timeout), stop_fd_.get());
-  if (!hello) return;
   auto w = words(hello.value().text, 3);
   if (w.size() != 3 || w[0] != "GRACEFUL-TAKEOVER" || w[1] != std::to_string(takeover_version)) {
     log.warn("upgrade: takeover refused: pid {} speaks '{}', not takeover protocol {}", cr->pid,

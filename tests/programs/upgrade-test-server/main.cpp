@@ -74,7 +74,7 @@ int main(int argc, char** argv) {
     else if (a == "--serve-delay") serve_delay_ms = std::atoi(next().c_str());
     else if (a == "--fd-report") report_fds(next());
     else if (a == "--addr-file") addr_file = next();
-    else if (a == "--leak-fd") (void)::open("/dev/null", O_RDONLY);  // no O_CLOEXEC, on purpose
+    else if (a == "--leak-fd") (void)::fcntl(::open("/dev/null", O_RDONLY), F_DUPFD, 100);  // no CLOEXEC, on purpose
     else return usage(("unknown flag " + a).c_str());
   }
 
