@@ -67,7 +67,7 @@ for i in 1 2 3 4 5 6; do slot_port[$i]=$(free_port); done
 
 cat > "$work/haproxy.cfg" <<CFG
 global
-  maxconn 20000
+  maxconn 4096
   pidfile $work/haproxy.pid
 defaults
   mode http

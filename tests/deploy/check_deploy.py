@@ -192,7 +192,7 @@ def check_systemd(src, binary):
 def main():
     src = sys.argv[1]
     bindir = sys.argv[2] if len(sys.argv) > 2 else ""
-    binary = os.path.join(bindir, "graceful-server") if bindir else ""
+    binary = os.path.abspath(os.path.join(bindir, "graceful-server")) if bindir else ""
     if binary and not os.access(binary, os.X_OK):
         binary = ""
     check_kubernetes(src, binary)
