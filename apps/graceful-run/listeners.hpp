@@ -1,24 +1,29 @@
 #pragma once
 /// \file
-/// The listening sockets graceful-run opens once and hands to every worker.
-///
-/// This is the only file that creates sockets from addresses. When the upgrade layer
-/// (include/graceful/upgrade/) offers the same, this file is what to swap for it.
+/// The listening sockets graceful-run opens once and hands to every worker. Creation,
+/// address parsing and validation of inherited sockets are the upgrade layer's
+/// (graceful::upgrade::listeners); this file only adds what socket activation of workers needs.
 
+#include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include <graceful/core/result.hpp>
 
 #include "fd.hpp"
+
+namespace spdlog { class logger; }
 
 namespace graceful::run {
 
 /// One named listening socket.
 struct listener {
   std::string name;     ///< the name the worker sees in LISTEN_FDNAMES
-  std::string address;  ///< as given on the command line
+  std::string address;  ///< as given on the command line, or "systemd" when inherited unasked
   std::string bound;    ///< what the kernel bound (port 0 resolved), for logs
+  bool inherited = false; ///< graceful-run itself got it by socket activation
   unique_fd fd;         ///< close-on-exec; passed to workers by dup2 only
 };
 
@@ -26,10 +31,15 @@ struct listener {
 /// (sd_listen_fds_with_names splits on ':', so names can never contain one).
 bool valid_listener_name(std::string_view name);
 
-/// Opens a listening socket on `address`: "HOST:PORT", "[IPV6]:PORT", ":PORT" (all IPv4
-/// interfaces), "unix:/path" or "/path". The descriptor is close-on-exec and numbered at
-/// least `min_fd`, so that placing the sockets at fds 3..3+n-1 in a worker with dup2 can
-/// never overwrite a socket not yet placed.
-graceful::result<listener> open_listener(std::string name, std::string address, int min_fd);
+/// Opens the --listen sockets, in order. Addresses: "HOST:PORT", "[IPV6]:PORT", ":PORT" (all
+/// IPv4 interfaces), "unix:/path" or "/path". When graceful-run itself was started by systemd
+/// socket activation, a socket passed under the same name is used (after checking it is
+/// bound to that address) instead of a new one; with no --listen at all, every passed socket
+/// is handed on under its name. Each descriptor is close-on-exec and numbered at least 3+n,
+/// so that placing them at fds 3..3+n-1 in a worker with dup2 never overwrites one not yet
+/// placed. On error, `failed` names the --listen that failed.
+graceful::result<std::vector<listener>> open_listeners(
+    const std::vector<std::pair<std::string, std::string>>& wanted,
+    const std::shared_ptr<spdlog::logger>& log, std::string* failed);
 
 } // namespace graceful::run

@@ -25,6 +25,8 @@
 #include <spdlog/spdlog.h>
 
 #include <graceful/core/duration.hpp>
+#include <graceful/upgrade/errc.hpp>
+#include <graceful/upgrade/pid_file.hpp>
 
 #include "listeners.hpp"
 #include "notify.hpp"
@@ -49,22 +51,6 @@ struct duration_flag {
     return {};
   }
 };
-
-// Writes our pid to `path` atomically: a reader never sees a half-written file, and an
-// existing symlink at the path is replaced, never followed.
-bool write_pid_file(const std::string& path) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-  if (fd < 0) return false;
-  std::string text = std::to_string(::getpid()) + "\n";
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  ok = (::close(fd) == 0) && ok;
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    return false;
-  }
-  return true;
-}
 
 } // namespace
 
@@ -174,18 +160,16 @@ int main(int argc, char** argv) {
   if (::getpid() != 1 && ::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
     log->warn("PR_SET_CHILD_SUBREAPER: {}", std::strerror(errno));
 
-  std::vector<listener> listeners;
-  const int n = static_cast<int>(opts.listen.size());
-  for (auto& [name, addr] : opts.listen) {
-    auto l = open_listener(name, addr, 3 + n);
-    if (!l) {
-      log->critical("cannot listen on {} ({}): {}", addr, name, l.error().message());
-      return l.error() == std::errc::invalid_argument ? usage_error : 1;
-    }
-    log->info("listening {}={} (fd {} in the worker)", name, l.value().bound,
-              3 + static_cast<int>(listeners.size()));
-    listeners.push_back(std::move(l).value());
+  std::string failed;
+  auto opened = open_listeners(opts.listen, log, &failed);
+  if (!opened) {
+    log->critical("cannot listen on {}: {}", failed, opened.error().message());
+    return opened.error() == graceful::upgrade::errc::bad_address ? usage_error : 1;
   }
+  std::vector<listener> listeners = std::move(opened).value();
+  for (std::size_t i = 0; i < listeners.size(); ++i)
+    log->info("listening {}={} (fd {} in the worker{})", listeners[i].name, listeners[i].bound, 3 + i,
+              listeners[i].inherited ? "; passed to graceful-run by systemd" : "");
   if (opts.ready_url) {
     for (auto& l : listeners)
       if (l.bound.ends_with(":" + std::to_string(opts.ready_url->port)))
@@ -198,9 +182,11 @@ int main(int argc, char** argv) {
     log->critical("notify socket: {}", notify.error().message());
     return 1;
   }
-  if (!opts.pid_file.empty() && !write_pid_file(opts.pid_file)) {
-    log->critical("cannot write --pid-file {}: {}", opts.pid_file, std::strerror(errno));
-    return 1;
+  if (!opts.pid_file.empty()) {
+    if (auto w = graceful::upgrade::write_pid_file(opts.pid_file); !w) {
+      log->critical("cannot write --pid-file {}: {}", opts.pid_file, w.error().message());
+      return 1;
+    }
   }
 
   int status;
@@ -208,7 +194,7 @@ int main(int argc, char** argv) {
     supervisor sup{opts, std::move(listeners), std::move(notify).value(), std::move(signals), log};
     status = sup.run();
   }
-  if (!opts.pid_file.empty()) ::unlink(opts.pid_file.c_str());
+  if (!opts.pid_file.empty()) (void)graceful::upgrade::remove_pid_file_if_owned(opts.pid_file);
   log->info("exiting with status {}", status);
   return status;
 }

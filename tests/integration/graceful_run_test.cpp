@@ -3,6 +3,8 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/un.h>
 
 #include <cstddef>
@@ -91,6 +93,34 @@ TEST(graceful_run, worker_sees_exactly_the_given_sockets_by_socket_activation) {
   EXPECT_FALSE(held.count(fd_target(w, 0)) && fd_target(w, 0).starts_with("socket"));
   // And the worker serves on them.
   EXPECT_EQ(get_body(port), std::to_string(w) + "\n");
+}
+
+// graceful-run under a systemd .socket unit: it adopts the socket passed to it (LISTEN_FDS
+// for its own pid) and hands it on to each worker under the same name.
+TEST(graceful_run, sockets_passed_to_graceful_run_by_systemd_are_handed_on) {
+  int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(s, 64), 0);
+  socklen_t len = sizeof a;
+  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
+  int port = ntohs(a.sin_port);
+  // sh puts the socket at fd 3 and sets LISTEN_PID to its own pid, which exec keeps.
+  std::string move = s == 3 ? "" : "exec 3<&" + std::to_string(s) + " " + std::to_string(s) + "<&-; ";
+  std::string cmd = move + "LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=web exec " + bin("graceful-run") +
+                    " -- " + worker();
+  child c({{"/bin/sh", "-c", cmd}, {}, {s}});
+  ::close(s);
+  ASSERT_TRUE(c.wait_for_output("listening web=127.0.0.1:" + std::to_string(port), deadline::after(5s)))
+      << c.output();
+  ASSERT_TRUE(c.wait_for_output(" ready (", deadline::after(5s))) << c.output();
+  auto w = pids_in(c.output(), "worker ", " ready");
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_EQ(get_body(port), std::to_string(w[0]) + "\n");
+  c.signal(SIGTERM);
+  EXPECT_EQ(c.wait(deadline::after(5s)), 0) << c.output();
 }
 
 TEST(graceful_run, sigterm_is_forwarded_and_graceful_run_exits_with_the_worker_status) {
