@@ -50,8 +50,10 @@ struct spawn_request {
 /// Forks and execs a worker: listeners at fds 3..3+n-1, LISTEN_FDS=n,
 /// LISTEN_FDNAMES=name1:name2..., LISTEN_PID=<the worker's own pid> (sd_listen_fds(3)
 /// ignores the fds unless LISTEN_PID matches, so it can only be written after fork), an
-/// empty signal mask, default signal dispositions, its own process group, and every other
-/// fd above 2 close-on-exec. Fails — with the worker reaped — when exec fails.
+/// empty signal mask, default signal dispositions, its own process group (so a terminal's
+/// Ctrl-C reaches graceful-run only, which forwards it once), PR_SET_PDEATHSIG=SIGTERM, and
+/// every other fd above 2 close-on-exec. fork+exec, not posix_spawn: LISTEN_PID can only be
+/// written once the child's pid exists. Fails — with the worker reaped — when exec fails.
 graceful::result<process> spawn(const spawn_request& req);
 
 } // namespace graceful::run
