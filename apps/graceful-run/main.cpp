@@ -84,24 +84,24 @@ int main(int argc, char** argv) {
       ->allow_extra_args(false);
   app.add_option("--upgrade-timeout", "time a new worker has to become ready (default 60s)")
       ->type_name("D")
-      ->check(CLI::Validator(duration_flag{&opts.upgrade_timeout, false}, "D", "duration"));
+      ->check(CLI::Validator(duration_flag{&opts.upgrade_timeout, false}, "", "duration"));
   app.add_option("--shutdown-timeout", "time a worker has to exit after SIGTERM before SIGKILL (default 25s)")
       ->type_name("D")
-      ->check(CLI::Validator(duration_flag{&opts.shutdown_timeout, true}, "D", "duration"));
+      ->check(CLI::Validator(duration_flag{&opts.shutdown_timeout, true}, "", "duration"));
   app.add_option("--ready-url", ready_url_text,
                  "also ready when GET on http://127.0.0.1:PORT/PATH answers 2xx")
       ->type_name("URL");
   app.add_option("--ready-after", "also ready once it has run this long (default 0: off)")
       ->type_name("D")
-      ->check(CLI::Validator(duration_flag{&opts.ready_after, true}, "D", "duration"));
+      ->check(CLI::Validator(duration_flag{&opts.ready_after, true}, "", "duration"));
   app.add_option("--restart", restart_text, "restart a worker that exits: always, on-failure, never (default always)")
       ->check(CLI::IsMember({"always", "on-failure", "never"}));
   app.add_option("--restart-backoff", "first restart delay, doubling per crash (default 100ms)")
       ->type_name("D")
-      ->check(CLI::Validator(duration_flag{&opts.restart_backoff, true}, "D", "duration"));
+      ->check(CLI::Validator(duration_flag{&opts.restart_backoff, true}, "", "duration"));
   app.add_option("--restart-backoff-max", "largest restart delay (default 10s)")
       ->type_name("D")
-      ->check(CLI::Validator(duration_flag{&opts.restart_backoff_max, true}, "D", "duration"));
+      ->check(CLI::Validator(duration_flag{&opts.restart_backoff_max, true}, "", "duration"));
   app.add_option("--pid-file", opts.pid_file, "write graceful-run's pid here (removed at exit)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off (default info)")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
