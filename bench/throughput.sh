@@ -94,9 +94,19 @@ if [ "$runs" -gt 0 ]; then
     printf '| %s | %.0f | %s|\n' "$k" "${med[$k]}" "${rps[$k]}"
   done
   ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
+  # Paired: the ratio within each round (the servers ran back to back), then the median. The
+  # other users of the machine shift the load between rounds; within a round far less.
+  paired() {
+    local -a a b; local i out=''
+    read -r -a a <<<"${rps[$1]}"; read -r -a b <<<"${rps[$2]}"
+    for i in "${!a[@]}"; do out+="$(ratio "${a[$i]}" "${b[$i]}") "; done
+    echo "median $(tr ' ' '\n' <<<"$out" | grep . | median | awk '{printf "%.2f", $1}') (per round: $out)"
+  }
   if [ -n "${med[graceful]:-}" ]; then
-    [ -n "${med[nginx]:-}" ] && echo "ratio graceful/nginx: $(ratio "${med[graceful]}" "${med[nginx]}")"
-    [ -n "${med[go-http]:-}" ] && echo "ratio graceful/go: $(ratio "${med[graceful]}" "${med[go-http]}")"
+    [ -z "${med[nginx]:-}" ] ||
+      echo "ratio graceful/nginx: $(ratio "${med[graceful]}" "${med[nginx]}") of medians; paired $(paired graceful nginx)"
+    [ -z "${med[go-http]:-}" ] ||
+      echo "ratio graceful/go: $(ratio "${med[graceful]}" "${med[go-http]}") of medians; paired $(paired graceful go-http)"
   fi
   stop_all_servers
 fi
