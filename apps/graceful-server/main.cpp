@@ -3,11 +3,13 @@
 // Start-up, in order (each step one function below):
 //   1. parse_flags      bad flags -> message on stderr, exit 2
 //   2. lifecycle        created before any thread, so every thread inherits its signal mask
-//   3. open_listeners   THE LISTENER SEAM: the sockets to serve. Today they are made from
-//                       --listen; the upgrade layer replaces this step with inherited sockets
-//                       (--upgrade-timeout, --takeover, --takeover-socket, SIGHUP).
+//   3. open_listeners   THE LISTENER SEAM: the sockets to serve, through graceful::upgrade:
+//                       inherited from the process that started this one (SIGHUP upgrade),
+//                       from --takeover PATH, or from systemd; made from --listen otherwise.
 //   4. server + attach  routes, event loops, shutdown hook, dump section, /healthz, /readyz
-//   5. lifecycle.run()  serves until SIGTERM/SIGINT, then drains and exits with its code
+//   5. upgrader         SIGHUP upgrades; ready() writes the pid file and tells the parent
+//                       (or systemd) that this process serves
+//   6. lifecycle.run()  serves until SIGTERM/SIGINT or a hand-over, then drains and exits
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -25,6 +27,7 @@
 #include <graceful/http/attach.hpp>
 #include <graceful/http/server.hpp>
 #include <graceful/lifecycle/lifecycle.hpp>
+#include <graceful/upgrade/upgrader.hpp>
 
 #include "routes.hpp"
 
@@ -38,6 +41,9 @@ struct config {
   std::chrono::milliseconds drain_delay{0};
   std::chrono::milliseconds shutdown_timeout{25'000};
   std::string pid_file;
+  std::chrono::milliseconds upgrade_timeout{60'000};
+  std::string takeover;         // take the sockets from the process offering them here
+  std::string takeover_socket;  // offer our sockets here once ready
   std::string diag_dir;
   std::string log_level = "info";
 };
@@ -46,13 +52,19 @@ struct config {
 int parse_flags(int argc, char** argv, config& cfg) {
   CLI::App app{"graceful-server: an HTTP/1.1 server that drains, restarts and upgrades without losing a request"};
   app.set_version_flag("--version", std::string("graceful-server ") + GRACEFUL_VERSION);
-  std::string drain = "0", timeout = "25s";
+  std::string drain = "0", timeout = "25s", upgrade_timeout = "60s";
   std::vector<std::string> listen;
   app.add_option("--listen", listen, "ADDR:PORT to listen on (repeatable; default 127.0.0.1:8080)");
   app.add_option("--threads", cfg.threads, "event loops; 0 = one per core (default 0)");
   app.add_option("--drain-delay", drain, "keep serving this long with /readyz 503 before shutting down (default 0)");
   app.add_option("--shutdown-timeout", timeout, "budget for the whole stop after the drain delay (default 25s)");
-  app.add_option("--pid-file", cfg.pid_file, "write the process id here");
+  app.add_option("--pid-file", cfg.pid_file, "write the process id here (rewritten by the new process on upgrade)");
+  app.add_option("--upgrade-timeout", upgrade_timeout,
+                 "on SIGHUP, how long the new binary may take to be ready before it is killed (default 60s)");
+  app.add_option("--takeover", cfg.takeover,
+                 "take the listening sockets from the graceful-server offering them on this UNIX socket");
+  app.add_option("--takeover-socket", cfg.takeover_socket,
+                 "once ready, offer the listening sockets on this UNIX socket (0600) to a --takeover");
   app.add_option("--diag-dir", cfg.diag_dir, "where SIGUSR1 dumps and SIGUSR2 profiles go (default: temp dir)");
   app.add_option("--log-level", cfg.log_level, "trace, debug, info, warn, error, critical or off (default info)");
   try {
@@ -75,6 +87,11 @@ int parse_flags(int argc, char** argv, config& cfg) {
   auto t = graceful::parse_duration(timeout);
   if (!t) return fail("--shutdown-timeout: not a duration: '" + timeout + "' (try 250ms, 5s)");
   cfg.shutdown_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*t);
+  auto u = graceful::parse_duration(upgrade_timeout);
+  if (!u || *u <= std::chrono::nanoseconds::zero())
+    return fail("--upgrade-timeout: not a positive duration: '" + upgrade_timeout + "' (try 30s, 2m)");
+  cfg.upgrade_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*u);
+  if (cfg.upgrade_timeout.count() == 0) cfg.upgrade_timeout = std::chrono::milliseconds(1);
   if (!listen.empty()) cfg.listen = listen;
   if (cfg.threads > 1024) return fail("--threads: at most 1024");
   if (spdlog::level::from_str(cfg.log_level) == spdlog::level::off && cfg.log_level != "off")
@@ -95,46 +112,28 @@ void raise_fd_limit() {
 /// A listening socket and the address it was asked for.
 struct listener {
   std::string address;
-  int fd;
+  graceful::upgrade::unique_fd fd;
 };
 
-/// THE LISTENER SEAM: every listening socket this process serves. Today: made from --listen.
-/// The upgrade layer replaces this function with sockets inherited from the previous process
-/// (or systemd), falling back to making them; nothing else in main needs to change.
-graceful::result<std::vector<listener>> open_listeners(const config& cfg) {
+/// The name a --listen socket travels under between versions: "http" for the first (the name
+/// the systemd socket unit gives it), "http-2", "http-3"... for the others, so a new version
+/// with the same flags finds each socket where the old one had it.
+std::string listener_name(std::size_t i) { return i == 0 ? "http" : "http-" + std::to_string(i + 1); }
+
+/// THE LISTENER SEAM: every listening socket this process serves, inherited when the upgrader
+/// holds one by that name (SIGHUP upgrade, --takeover, systemd), made from --listen otherwise.
+graceful::result<std::vector<listener>> open_listeners(const config& cfg, graceful::upgrade::upgrader& up) {
   std::vector<listener> out;
-  for (auto& a : cfg.listen) {
-    auto fd = http::open_listener(a);
+  for (std::size_t i = 0; i < cfg.listen.size(); ++i) {
+    auto& a = cfg.listen[i];
+    auto fd = up.listen(listener_name(i), a);
     if (!fd) {
-      for (auto& l : out) ::close(l.fd);
       spdlog::error("cannot listen on {}: {}", a, fd.error().message());
       return fd.error();
     }
-    out.push_back({a, fd.value()});
+    out.push_back({a, std::move(fd.value())});
   }
   return out;
-}
-
-void write_pid_file(const std::string& path) {
-  if (path.empty()) return;
-  // write + rename: a reader never sees a half-written file.
-  auto tmp = path + ".tmp." + std::to_string(getpid());
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    f << getpid() << "\n";
-    if (!f) {
-      spdlog::error("cannot write pid file {}", tmp);
-      return;
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) spdlog::error("cannot write pid file {}: {}", path, std::strerror(errno));
-}
-
-void remove_pid_file(const std::string& path) {
-  if (path.empty()) return;
-  std::ifstream f(path);
-  long pid = 0;
-  if (f >> pid && pid == getpid()) std::remove(path.c_str());  // only if it is still ours
 }
 
 } // namespace
@@ -152,8 +151,22 @@ int main(int argc, char** argv) {
   if (!cfg.diag_dir.empty()) lo.diag_dir = cfg.diag_dir;
   graceful::lifecycle::lifecycle lc(lo);
 
-  auto listeners = open_listeners(cfg);
-  if (!listeners) return listeners.error() == http::errc::bad_address ? 2 : 1;  // a bad --listen is a bad flag
+  graceful::upgrade::options uo;
+  uo.upgrade_timeout = cfg.upgrade_timeout;
+  uo.pid_file = cfg.pid_file;
+  uo.takeover_from = cfg.takeover;
+  uo.takeover_socket = cfg.takeover_socket;
+  auto up = graceful::upgrade::upgrader::create(uo);
+  if (!up) {
+    spdlog::error("cannot start: {}", up.error().message());
+    return 1;
+  }
+  auto listeners = open_listeners(cfg, *up.value());
+  if (!listeners) {
+    auto ec = listeners.error();
+    // A bad --listen is a bad flag.
+    return ec == graceful::upgrade::errc::bad_address || ec == http::errc::bad_address ? 2 : 1;
+  }
 
   graceful_server::app app{lc};
   http::options so;
@@ -163,15 +176,15 @@ int main(int argc, char** argv) {
   auto http_reg = http::attach(server, lc);
 
   for (auto& l : listeners.value()) {
-    auto port = http::local_port(l.fd);
-    if (auto r = server.adopt(l.fd); !r) {
+    auto port = http::local_port(l.fd.get());
+    if (auto r = server.adopt(l.fd.release()); !r) {
       spdlog::error("cannot serve {}: {}", l.address, r.error().message());
       return 1;
     }
     spdlog::info("listening on {} (port {})", l.address, port ? port.value() : 0);
   }
-  write_pid_file(cfg.pid_file);
-  int code = lc.run();
-  remove_pid_file(cfg.pid_file);
-  return code;
+  // SIGHUP upgrades from here on; a completed hand-over stops this process (no drain delay).
+  auto upgrade_reg = up.value()->attach(lc);
+  (void)up.value()->ready();  // pid file, takeover socket, "ready" to the parent or systemd
+  return lc.run();  // the upgrader removes the pid file on the way out if it is still ours
 }

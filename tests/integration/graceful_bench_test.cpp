@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "process.hpp"
+#include "processes.hpp"
 
 namespace {
 
@@ -308,9 +309,9 @@ TEST(graceful_bench, counts_failures_across_kill_9_and_restart_of_the_server) {
   expect_consistent(r);
 }
 
-// Enable once graceful-server's SIGHUP upgrade (issue 4, branches `http` and `upgrade`) is on
-// main: an upgrade under load must cost no request at all.
-TEST(graceful_bench, DISABLED_counts_zero_failures_across_a_graceful_server_sighup_upgrade) {
+// graceful-server's SIGHUP upgrade (issue 4): an upgrade under load must cost no request at all.
+TEST(graceful_bench, counts_zero_failures_across_a_graceful_server_sighup_upgrade) {
+  gt::become_subreaper();  // the upgraded server is orphaned to us, so we can reap it
   temp_dir dir;
   const int port = gt::free_port();
   const auto pid_file = (dir.path / "server.pid").string();
@@ -322,8 +323,16 @@ TEST(graceful_bench, DISABLED_counts_zero_failures_across_a_graceful_server_sigh
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(r.number("failures.total"), 0) << r.output;
   EXPECT_GT(r.number("ok"), 100);
+  // The upgraded process (named by the pid file) is the one serving now; stop it, and the
+  // original if the upgrade did not happen.
+  pid_t live = std::atoi(slurp(pid_file).c_str());
+  EXPECT_NE(live, server.pid()) << "the SIGHUP upgraded to a new pid";
+  if (live > 0 && live != server.pid()) ::kill(live, SIGTERM);
   server.signal(SIGTERM);
   server.wait(deadline::after(10s));
+  if (live > 0 && live != server.pid()) {
+    EXPECT_TRUE(gt::wait_gone(live, deadline::after(10s)));
+  }
 }
 
 } // namespace

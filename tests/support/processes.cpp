@@ -80,7 +80,7 @@ bool wait_gone(pid_t pid, graceful::deadline d) {
   }
 }
 
-std::string fetch(int port) {
+std::string fetch(int port, const std::string& request) {
   int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -89,7 +89,8 @@ std::string fetch(int port) {
   timeval tv{5, 0};  // bounded: a test must never hang on a server that stopped answering
   ::setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   std::string out;
-  if (::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+  if (::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      (request.empty() || ::send(s, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size()))) {
     char buf[256];
     ssize_t n;
     while ((n = ::recv(s, buf, sizeof buf, 0)) > 0) out.append(buf, static_cast<std::size_t>(n));
@@ -97,6 +98,10 @@ std::string fetch(int port) {
   }
   ::close(s);
   return out;
+}
+
+std::string http_get(int port, const std::string& path) {
+  return fetch(port, "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
 }
 
 int port_of(const std::string& address) {

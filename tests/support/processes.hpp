@@ -26,9 +26,11 @@ int reap_exited();
 void kill_and_reap(pid_t pid);
 /// Waits until `pid` has exited (and reaps it if ours) or `d` passes.
 bool wait_gone(pid_t pid, graceful::deadline d);
-/// Connects to 127.0.0.1:port (TCP) and reads until EOF. Empty string when the connection
-/// was refused or reset: a failure a user would see.
-std::string fetch(int port);
+/// Connects to 127.0.0.1:port (TCP), sends `request` (if any) and reads until EOF (5 s at
+/// most). Empty string when the connection was refused or reset: a failure a user would see.
+std::string fetch(int port, const std::string& request = "");
+/// fetch() with "GET <path> HTTP/1.1" and Connection: close.
+std::string http_get(int port, const std::string& path = "/");
 /// The port of "127.0.0.1:PORT"-style text, or 0.
 int port_of(const std::string& address);
 /// The contents of a file, empty when missing.

@@ -1,0 +1,208 @@
+// graceful-server's zero-downtime upgrade, driven from outside: SIGHUP after SIGHUP under
+// load from wrk and graceful-bench, keep-alive and Connection: close. Every request must
+// succeed, every upgrade must produce a new pid, and nothing may be left behind (old
+// processes, zombies, fds).
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include "process.hpp"
+#include "processes.hpp"
+
+namespace gt = graceful::test;
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using graceful::deadline;
+
+namespace {
+
+constexpr int k_upgrades = 20;
+
+class server_upgrade : public ::testing::Test {
+protected:
+  void SetUp() override {
+    gt::become_subreaper();  // upgraded processes are orphaned to us: we reap and count them
+    char tmpl[] = "/tmp/graceful-upgrade-it-XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+    fs::copy_file(gt::bin("graceful-server"), dir_ / "graceful-server");
+    port_ = gt::free_port();
+  }
+  void TearDown() override {
+    if (pid_t live = pid(); live > 0 && live != first_pid_) gt::kill_and_reap(live);
+    server_.reset();
+    for (int round = 0; round < 3; ++round)
+      for (pid_t p : gt::children_of(::getpid())) gt::kill_and_reap(p);
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  void start(std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv{(dir_ / "graceful-server").string(), "--listen",
+                                  "127.0.0.1:" + std::to_string(port_), "--pid-file", pid_file(), "--threads", "1",
+                                  "--log-level", "warn"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    server_ = std::make_unique<gt::child>(gt::child::spec{argv});
+    ASSERT_TRUE(gt::eventually([&] { return pid() == server_->pid(); }, deadline::after(10s))) << server_->output();
+    first_pid_ = server_->pid();
+  }
+  std::string pid_file() const { return (dir_ / "server.pid").string(); }
+  pid_t pid() const { return std::atoi(gt::read_file(pid_file()).c_str()); }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/"; }
+
+  /// SIGHUP to the live process; returns the new pid once the old one is gone (reaped).
+  pid_t upgrade() {
+    pid_t old = pid();
+    EXPECT_EQ(::kill(old, SIGHUP), 0);
+    EXPECT_TRUE(gt::eventually([&] { return pid() != old && pid() > 0; }, deadline::after(10s)))
+        << "no new pid after SIGHUP to " << old;
+    if (old == first_pid_) {
+      EXPECT_EQ(server_->wait(deadline::after(10s)), 0) << server_->output();
+    } else {
+      EXPECT_TRUE(gt::wait_gone(old, deadline::after(10s))) << "old process " << old << " did not exit";
+    }
+    return pid();
+  }
+
+  /// The whole scenario: load from `load` (stopped with SIGINT, so it reports), 20 upgrades.
+  void upgrades_under_load(std::vector<std::string> load) {
+    start();  // serving once the pid file names it
+    // Measured before any connection: a closed connection lingers a little (FIN, then input
+    // discarded) and would count.
+    std::this_thread::sleep_for(100ms);
+    const int idle_fds = gt::count_fds(pid());
+    ASSERT_FALSE(gt::http_get(port_, "/healthz").empty());
+    gt::child client(gt::child::spec{load});
+    std::this_thread::sleep_for(300ms);
+    std::set<pid_t> pids{pid()};
+    std::vector<pid_t> old;
+    for (int i = 0; i < k_upgrades; ++i) {
+      old.push_back(pid());
+      pid_t now = upgrade();
+      ASSERT_FALSE(::testing::Test::HasFailure()) << "upgrade " << i;
+      pids.insert(now);
+    }
+    std::this_thread::sleep_for(300ms);
+    client.signal(SIGINT);
+    auto code = client.wait(deadline::after(20s));
+    out_ = client.output();
+    ASSERT_TRUE(code.has_value()) << out_;
+    EXPECT_EQ(pids.size(), static_cast<std::size_t>(k_upgrades + 1)) << "each upgrade runs a new pid";
+    for (pid_t p : old) EXPECT_EQ(gt::process_state(p), 0) << "old process " << p << " left behind";
+    // No zombies: the only process we still have is the live server.
+    for (pid_t c : gt::children_of(::getpid())) {
+      EXPECT_EQ(c, pid()) << "unexpected process " << c << " state " << gt::process_state(c);
+      EXPECT_NE(gt::process_state(c), 'Z');
+    }
+    // Once the load has gone, the live process holds as many fds as the first one did idle:
+    // nothing leaks across 20 hand-overs (listener copies, readiness sockets, pipes).
+    pid_t live = pid();
+    bool stable = gt::eventually([&] { return gt::count_fds(live) == idle_fds; }, deadline::after(5s));
+    EXPECT_TRUE(stable) << "fds: first process idle " << idle_fds << ", live process now " << gt::count_fds(live);
+    std::printf("%d upgrades under load, pids %zu, idle fds %d -> %d\n", k_upgrades, pids.size(), idle_fds,
+                gt::count_fds(live));
+  }
+
+  std::string out_;
+  fs::path dir_;
+  int port_ = 0;
+  pid_t first_pid_ = 0;
+  std::unique_ptr<gt::child> server_;
+};
+
+// wrk prints "Socket errors: ..." and "Non-2xx or 3xx responses: N" only when there are any.
+void expect_wrk_clean(const std::string& out) {
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"((\d+) requests in)"))) << out;
+  std::printf("wrk: %s requests, 0 errors expected\n", m[1].str().c_str());
+  EXPECT_GT(std::stol(m[1]), 1000) << out;
+  EXPECT_EQ(out.find("Socket errors"), std::string::npos) << out;
+  EXPECT_EQ(out.find("Non-2xx"), std::string::npos) << out;
+}
+
+double json_number(const std::string& json, const std::string& key) {
+  std::smatch m;
+  if (!std::regex_search(json, m, std::regex("\"" + key + "\": (\\d+)"))) return -1;
+  return std::stod(m[1]);
+}
+
+void expect_bench_clean(const std::string& json_path, const std::string& out) {
+  auto json = gt::read_file(json_path);
+  ASSERT_FALSE(json.empty()) << out;
+  auto requests = json_number(json, "requests"), ok = json_number(json, "ok");
+  auto failures = json_number(json, "total");
+  std::printf("graceful-bench: %.0f requests, %.0f ok, %.0f failed\n", requests, ok, failures);
+  EXPECT_GT(requests, 1000) << out;
+  EXPECT_EQ(failures, 0) << out;
+  EXPECT_EQ(requests, ok) << "every request 2xx/3xx:\n" << out;
+}
+
+TEST_F(server_upgrade, twenty_sighup_upgrades_under_wrk_keep_alive_load_fail_no_request) {
+  upgrades_under_load({"/usr/bin/wrk", "-t2", "-c16", "-d60s", url()});
+  expect_wrk_clean(out_);
+}
+
+TEST_F(server_upgrade, twenty_sighup_upgrades_under_wrk_connection_close_load_fail_no_request) {
+  upgrades_under_load({"/usr/bin/wrk", "-t2", "-c16", "-d60s", "-H", "Connection: close", url()});
+  expect_wrk_clean(out_);
+}
+
+TEST_F(server_upgrade, twenty_sighup_upgrades_under_graceful_bench_keep_alive_load_fail_no_request) {
+  auto json = (dir_ / "bench.json").string();
+  upgrades_under_load({gt::bin("graceful-bench"), url(), "-c", "16", "-t", "2", "-d", "60s", "--json", json});
+  expect_bench_clean(json, out_);
+}
+
+TEST_F(server_upgrade, twenty_sighup_upgrades_under_graceful_bench_close_load_fail_no_request) {
+  auto json = (dir_ / "bench.json").string();
+  upgrades_under_load(
+      {gt::bin("graceful-bench"), url(), "-c", "16", "-t", "2", "-d", "60s", "--close", "--json", json});
+  expect_bench_clean(json, out_);
+}
+
+TEST_F(server_upgrade, a_broken_binary_leaves_the_old_server_serving_and_the_pid_file_unchanged) {
+  start({"--upgrade-timeout", "500ms"});
+  pid_t a = pid();
+  auto tmp = dir_ / "graceful-server.new";
+  std::ofstream(tmp) << "#!/bin/sh\nexec sleep 30\n";
+  fs::permissions(tmp, fs::perms::owner_all);
+  fs::rename(tmp, dir_ / "graceful-server");
+  ::kill(a, SIGHUP);
+  ASSERT_TRUE(server_->wait_for_output("was not ready within 500 ms", deadline::after(5s))) << server_->output();
+  EXPECT_NE(gt::http_get(port_, "/healthz"), "") << "still serving";
+  EXPECT_EQ(pid(), a);
+  EXPECT_TRUE(gt::children_of(a).empty()) << "the broken child is killed and reaped";
+  // The next good binary upgrades.
+  fs::copy_file(gt::bin("graceful-server"), tmp);
+  fs::rename(tmp, dir_ / "graceful-server");
+  pid_t b = upgrade();
+  EXPECT_NE(b, a);
+}
+
+TEST_F(server_upgrade, bad_upgrade_flags_exit_2) {
+  for (auto bad : {"--upgrade-timeout=soon", "--upgrade-timeout=0"}) {
+    gt::child c(gt::child::spec{{gt::bin("graceful-server"), bad}});
+    EXPECT_EQ(c.wait(deadline::after(5s)), 2) << bad << c.output();
+    EXPECT_NE(c.output().find("--upgrade-timeout"), std::string::npos) << c.output();
+  }
+}
+
+TEST_F(server_upgrade, takeover_by_a_server_started_by_hand) {
+  auto sock = (dir_ / "takeover.sock").string();
+  start({"--takeover-socket", sock});
+  gt::child next(gt::child::spec{{(dir_ / "graceful-server").string(), "--listen",
+                                  "127.0.0.1:" + std::to_string(port_), "--pid-file", pid_file(), "--takeover", sock,
+                                  "--takeover-socket", sock, "--threads", "1"}});
+  ASSERT_TRUE(gt::eventually([&] { return pid() == next.pid(); }, deadline::after(10s))) << next.output();
+  EXPECT_EQ(server_->wait(deadline::after(10s)), 0) << server_->output();
+  EXPECT_NE(gt::http_get(port_, "/healthz"), "");
+  next.signal(SIGTERM);
+  EXPECT_EQ(next.wait(deadline::after(10s)), 0) << next.output();
+}
+
+} // namespace
