@@ -154,7 +154,7 @@ launch_server() {
   fi
   # The restart actions signal whatever the pid file names: it must name this process.
   local end=$(( $(now_ns) + 5000000000 ))
-  until [ "$(tr -d '[:space:]' <"$SERVER_PIDFILE" 2>/dev/null)" = "$SERVER_PID" ]; do
+  until [ "$(tr -d '[:space:]' 2>/dev/null <"$SERVER_PIDFILE")" = "$SERVER_PID" ]; do
     [ "$(now_ns)" -lt "$end" ] || die "$SERVER_KIND did not write pid $SERVER_PID to $SERVER_PIDFILE"
     sleep 0.01
   done
@@ -163,7 +163,7 @@ launch_server() {
 # current_pid NAME: the pid now serving (it changes across upgrades); reads the pid file.
 current_pid() {
   local f="$STATE/$1.pid"
-  [ -s "$f" ] && tr -d '[:space:]' <"$f"
+  [ -s "$f" ] && tr -d '[:space:]' 2>/dev/null <"$f"
 }
 
 # stop_all_servers: TERM every recorded process group, KILL what is left after 3 s.

@@ -159,7 +159,7 @@ one_run() {
       requests=$(awk '/requests in/ {print $1}' <<<"$out")
       kinds=$(awk '/Socket errors:/ {gsub(",", ""); printf "connect=%d,read=%d,write=%d,timeout=%d,", $4, $6, $8, $10}
                    /Non-2xx or 3xx responses:/ {printf "non2xx=%d,", $NF}' <<<"$out" |
-              tr ',' '\n' | grep -v '=0$' | paste -sd, -)
+              tr ',' '\n' | awk -F= 'NF == 2 && $2 != 0' | paste -sd, -)
       ;;
   esac
   local arc; arc=$(cat "$STATE/$scen.action-rc" 2>/dev/null || echo "?")
@@ -209,7 +209,7 @@ for scen in "${scen_list[@]}"; do
       sum_failed["$scen $mode $tool"]=$(med "$fs")
       sum_p99["$scen $mode $tool"]=$(fmt2 "$(med "$ps")")
       # Failure kinds summed over the runs, e.g. "connection_reset=320".
-      kinds=$(tr ',' '\n' <<<"$ks" | grep '=' | awk -F= '{n[$1] += $2} END {for (k in n) printf "%s=%d\n", k, n[k]}' |
+      kinds=$(tr ',' '\n' <<<"$ks" | awk -F= 'NF == 2 {n[$1] += $2} END {for (k in n) printf "%s=%d\n", k, n[k]}' |
               sort | paste -sd, -)
       printf '| %s | %s | %s | %s | %s| %s | %s | %s | %s |\n' "$scen" "$mode" "$tool" \
         "$(med "$fs")" "$fs" "${sum_p99["$scen $mode $tool"]}" "$(med "$gs")" "$(med "$rs")" "${kinds:-none}"
