@@ -9,7 +9,11 @@
 #include <string>
 #include <thread>
 
+#include <cstring>
+
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "process.hpp"
@@ -42,12 +46,12 @@ protected:
     fs::remove_all(dir_, ec);
   }
 
-  void start(std::vector<std::string> extra = {}) {
+  void start(std::vector<std::string> extra = {}, std::vector<std::string> env = {}) {
     std::vector<std::string> argv{(dir_ / "graceful-server").string(), "--listen",
                                   "127.0.0.1:" + std::to_string(port_), "--pid-file", pid_file(), "--threads", "1",
                                   "--log-level", "warn"};
     argv.insert(argv.end(), extra.begin(), extra.end());
-    server_ = std::make_unique<gt::child>(gt::child::spec{argv});
+    server_ = std::make_unique<gt::child>(gt::child::spec{argv, env});
     ASSERT_TRUE(gt::eventually([&] { return pid() == server_->pid(); }, deadline::after(10s))) << server_->output();
     first_pid_ = server_->pid();
   }
@@ -203,6 +207,99 @@ TEST_F(server_upgrade, takeover_by_a_server_started_by_hand) {
   EXPECT_NE(gt::http_get(port_, "/healthz"), "");
   next.signal(SIGTERM);
   EXPECT_EQ(next.wait(deadline::after(10s)), 0) << next.output();
+}
+
+TEST_F(server_upgrade, a_request_in_flight_on_the_old_process_completes_while_the_new_one_serves) {
+  start();
+  pid_t a = pid();
+  std::string slow;
+  std::thread t([&] { slow = gt::http_get(port_, "/slow?ms=1500"); });
+  std::this_thread::sleep_for(200ms);
+  ::kill(a, SIGHUP);
+  ASSERT_TRUE(gt::eventually([&] { return pid() != a; }, deadline::after(10s)));
+  // The new process answers at once, while the old one still finishes its request.
+  EXPECT_NE(gt::http_get(port_, "/healthz").find("200 OK"), std::string::npos);
+  EXPECT_TRUE(gt::alive(a)) << "the old process drains its in-flight request";
+  t.join();
+  EXPECT_NE(slow.find("200 OK"), std::string::npos) << slow;
+  EXPECT_NE(slow.find("slept 1500 ms"), std::string::npos) << slow;
+  EXPECT_EQ(server_->wait(deadline::after(10s)), 0) << server_->output();
+}
+
+TEST_F(server_upgrade, sigkill_of_the_old_process_mid_drain_leaves_the_new_one_serving) {
+  start();
+  pid_t a = pid();
+  std::string slow;
+  std::thread t([&] { slow = gt::http_get(port_, "/slow?ms=3000"); });
+  std::this_thread::sleep_for(200ms);
+  ::kill(a, SIGHUP);
+  ASSERT_TRUE(gt::eventually([&] { return pid() != a; }, deadline::after(10s)));
+  server_->signal(SIGKILL);
+  EXPECT_EQ(server_->wait(deadline::after(5s)), 128 + SIGKILL);
+  t.join();
+  EXPECT_EQ(slow, "") << "only the request in the killed process is lost";
+  for (int i = 0; i < 20; ++i) EXPECT_NE(gt::http_get(port_, "/").find("200 OK"), std::string::npos);
+  EXPECT_TRUE(gt::alive(pid()));
+}
+
+TEST_F(server_upgrade, a_burst_of_sighups_upgrades_once_at_a_time_and_leaves_one_live_process) {
+  start();
+  pid_t a = pid();
+  for (int i = 0; i < 10; ++i) ::kill(a, SIGHUP);
+  EXPECT_EQ(server_->wait(deadline::after(10s)), 0) << server_->output();
+  pid_t b = pid();
+  EXPECT_NE(b, a);
+  EXPECT_NE(gt::http_get(port_, "/").find("200 OK"), std::string::npos);
+  // Exactly one process is left: the refused SIGHUPs started nothing.
+  ASSERT_TRUE(gt::eventually([&] { gt::reap_exited(); return gt::children_of(::getpid()).size() == 1; },
+                             deadline::after(5s)));
+  EXPECT_EQ(gt::children_of(::getpid())[0], b);
+}
+
+// systemd's side of sd_notify: a datagram socket at NOTIFY_SOCKET collecting messages.
+class notify_socket {
+public:
+  explicit notify_socket(const fs::path& path) : path_(path) {
+    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    timeval tv{0, 20'000};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  ~notify_socket() { ::close(fd_); }
+  /// Every message received so far, joined with '|' (newlines inside one message kept).
+  const std::string& messages() {
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::recv(fd_, buf, sizeof buf, 0)) > 0) all_ += std::string(buf, static_cast<std::size_t>(n)) + "|";
+    return all_;
+  }
+  bool wait_for(const std::string& needle, deadline d) {
+    return gt::eventually([&] { return messages().find(needle) != std::string::npos; }, d);
+  }
+
+private:
+  fs::path path_;
+  int fd_ = -1;
+  std::string all_;
+};
+
+TEST_F(server_upgrade, tells_systemd_ready_reloading_the_new_main_pid_and_stopping) {
+  notify_socket sd(dir_ / "notify");
+  start({}, {"NOTIFY_SOCKET=" + (dir_ / "notify").string()});
+  pid_t a = pid();
+  ASSERT_TRUE(sd.wait_for("READY=1", deadline::after(5s))) << sd.messages();
+  EXPECT_NE(sd.messages().find("MAINPID=" + std::to_string(a)), std::string::npos) << sd.messages();
+  pid_t b = upgrade();
+  ASSERT_TRUE(sd.wait_for("MAINPID=" + std::to_string(b) + "\nREADY=1", deadline::after(5s))) << sd.messages();
+  auto m = sd.messages();
+  EXPECT_LT(m.find("RELOADING=1"), m.find("MAINPID=" + std::to_string(b))) << m;
+  EXPECT_EQ(m.find("STOPPING=1"), std::string::npos) << "a hand-over is not a stop:\n" << m;
+  ::kill(b, SIGTERM);
+  ASSERT_TRUE(sd.wait_for("STOPPING=1", deadline::after(5s))) << sd.messages();
+  EXPECT_TRUE(gt::wait_gone(b, deadline::after(10s)));
 }
 
 } // namespace
