@@ -17,17 +17,26 @@ scheduled_action::scheduled_action(std::string command, std::chrono::nanoseconds
   thread_ = std::thread([this, start] { run(start); });
 }
 
-scheduled_action::~scheduled_action() {
-  if (thread_.joinable()) thread_.join();
-}
+scheduled_action::~scheduled_action() { finish(true); }
 
-action_record scheduled_action::finish() {
+action_record scheduled_action::finish(bool cancel) {
+  if (cancel) {
+    std::lock_guard lock(mutex_);
+    cancelled_ = true;
+  }
+  cancelled_cv_.notify_all();
   if (thread_.joinable()) thread_.join();
   return record_;
 }
 
 void scheduled_action::run(clock::time_point start) {
-  std::this_thread::sleep_until(start + record_.at);
+  {
+    std::unique_lock lock(mutex_);
+    if (cancelled_cv_.wait_until(lock, start + record_.at, [this] { return cancelled_; })) {
+      record_.error = "not run: the load stopped before --at";
+      return;
+    }
+  }
   const char* argv[] = {"sh", "-c", record_.command.c_str(), nullptr};
   pid_t pid = -1;
   const auto t0 = clock::now();

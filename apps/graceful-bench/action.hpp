@@ -4,6 +4,8 @@
 /// offset from the start, so that a slow deploy never stalls the load.
 
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -31,12 +33,16 @@ public:
   scheduled_action(const scheduled_action&) = delete;
   scheduled_action& operator=(const scheduled_action&) = delete;
 
-  /// Waits for the command to finish and returns what happened.
-  action_record finish();
+  /// Waits for the command to finish and returns what happened. With `cancel` (the run was
+  /// interrupted) a command not started yet never will be.
+  action_record finish(bool cancel);
 
 private:
   void run(clock::time_point start);
   action_record record_;
+  std::mutex mutex_;
+  std::condition_variable cancelled_cv_;
+  bool cancelled_ = false;
   std::thread thread_;
 };
 

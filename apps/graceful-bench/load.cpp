@@ -412,6 +412,7 @@ void connection::finish() {
 std::string build_request(const bench_options& o) {
   std::string r = fmt::format("{} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: graceful-bench\r\nAccept: */*\r\n",
                               o.method, o.where.path, o.where.host_header);
+  for (const auto& h : o.headers) r += h + "\r\n";
   if (o.close) r += "Connection: close\r\n";
   if (o.body_size > 0 || o.method == "POST" || o.method == "PUT" || o.method == "PATCH")
     r += fmt::format("Content-Type: application/octet-stream\r\nContent-Length: {}\r\n", o.body_size);

@@ -93,6 +93,7 @@ int main(int argc, char** argv) {
   app.add_option("--rate", rate, "open loop: total requests per second, latency from the intended send time");
   app.add_flag("--close", o.close, "a new connection per request (Connection: close)");
   app.add_option("--method", o.method, "request method (default GET)");
+  app.add_option("-H,--header", o.headers, "extra request header 'Name: value' (repeatable)");
   app.add_option("--body-size", o.body_size, "request body of N bytes, with Content-Length (default 0)");
   app.add_option("--timeout", timeout_text, "per-request timeout, connect included (default 10s)");
   app.add_option("--fail-pause", fail_pause_text,
@@ -131,6 +132,12 @@ int main(int argc, char** argv) {
     o.rate = rate;
   }
   if (!is_token(o.method)) return usage_error(fmt::format("--method '{}' is not an HTTP method token", o.method));
+  for (const auto& h : o.headers) {
+    const auto colon = h.find(':');
+    if (colon == std::string::npos || colon == 0 || !is_token(h.substr(0, colon)) ||
+        h.find_first_of("\r\n") != std::string::npos)
+      return usage_error(fmt::format("-H '{}' is not a 'Name: value' header", h));
+  }
   if (o.body_size > (std::uint64_t{1} << 30)) return usage_error("--body-size is larger than 1 GiB");
   if (at_text.empty() != o.exec.empty()) return usage_error("--at and --exec go together");
   if (!at_text.empty()) {
@@ -171,7 +178,7 @@ int main(int argc, char** argv) {
   }
   std::optional<gb::action_record> record;
   if (action) {
-    record = action->finish();
+    record = action->finish(gb::stop_requested.load());
   }
 
   const gb::report_input in{o, run, record};

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace graceful::bench {
 
@@ -27,6 +28,7 @@ struct bench_options {
   std::optional<double> rate;                        ///< --rate: total req/s, open loop; none = closed loop
   bool close = false;                                ///< --close: a new connection per request
   std::string method = "GET";                        ///< --method
+  std::vector<std::string> headers;                  ///< -H: extra "Name: value" request headers
   std::uint64_t body_size = 0;                       ///< --body-size: request body bytes ('x'), with Content-Length
   std::chrono::nanoseconds timeout = std::chrono::seconds(10);   ///< --timeout: per request, connect included
   /// --fail-pause: after a failed request a closed-loop connection waits this long before its

@@ -123,7 +123,7 @@ std::string human_report(const report_input& in) {
   if (in.action) {
     const auto& a = *in.action;
     out += fmt::format("  action at {}: {}\n", format_duration(a.at), a.command);
-    if (!a.error.empty()) out += fmt::format("    could not start: {}\n", a.error);
+    if (!a.error.empty()) out += fmt::format("    {}\n", a.error);
     else
       out += fmt::format("    started {:.3f} s, ended {}, exit {}\n", a.started ? seconds_of(*a.started) : 0.0,
                          a.ended ? fmt::format("{:.3f} s", seconds_of(*a.ended)) : "-",

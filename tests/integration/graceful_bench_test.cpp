@@ -259,6 +259,22 @@ TEST(graceful_bench, runs_the_exec_command_at_the_requested_time) {
   EXPECT_GE(std::stod(m[2]), std::stod(m[1]));
 }
 
+TEST(graceful_bench, json_dash_puts_the_document_on_stdout_and_the_table_on_stderr) {
+  test_server s("ok");
+  // The --exec command's own stdout must not end up inside the JSON either (it prints "noise";
+  // the command line itself, which the JSON records, does not contain that word).
+  gt::child c({{"/bin/sh", "-c",
+                gt::bin("graceful-bench") + " " + s.url() + " -c 2 -d 300ms -H 'X-Test: 1' --at 100ms --exec 'printf no%s ise'" +
+                    " --json - 2>/dev/null"}});
+  ASSERT_EQ(c.wait(deadline::after(10s)), 0) << c.output();
+  const std::string out = c.output();
+  ASSERT_FALSE(out.empty());
+  EXPECT_EQ(out.front(), '{') << out;
+  EXPECT_EQ(out.find("noise"), std::string::npos) << out;
+  EXPECT_EQ(out.find("timeline (requests"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"timeline\": ["), std::string::npos) << out;
+}
+
 TEST(graceful_bench, bad_usage_exits_2_with_a_message) {
   test_server s("ok");
   const std::vector<std::vector<std::string>> bad{
@@ -274,6 +290,8 @@ TEST(graceful_bench, bad_usage_exits_2_with_a_message) {
       {s.url(), "-d", "1s", "--at", "2s", "--exec", "true"},
       {s.url(), "--method", "GE T"},
       {s.url(), "--no-such-flag"},
+      {s.url(), "-H", "no colon here"},
+      {s.url(), "--timeout", "0"},
       {s.url(), "--json", "/nonexistent-dir/x.json"},
   };
   for (const auto& args : bad) {
