@@ -293,6 +293,41 @@ TEST(graceful_run, leaves_no_zombie_and_no_orphan_behind) {
   EXPECT_FALSE(alive(orphan)) << r.output();
 }
 
+// graceful-server knows nothing of graceful-run: it adopts the socket named "http" by systemd
+// socket activation (port 0 in its --listen accepts whatever port it is given), says READY=1,
+// and drains on SIGTERM. Five SIGHUPs under keep-alive and close load lose nothing.
+TEST(graceful_run, graceful_server_serves_the_given_socket_and_restarts_without_a_failed_request) {
+  if (!std::filesystem::exists(bin("graceful-server"))) GTEST_SKIP() << "graceful-server not built";
+  runner r({"--listen", "http=127.0.0.1:0", "--shutdown-timeout", "10s"},
+           {bin("graceful-server"), "--listen", "127.0.0.1:0"});
+  int port = r.port("http");
+  ASSERT_GT(port, 0) << r.output();
+  ASSERT_TRUE(r.wait_for(" ready (READY=1)", 10s)) << r.output();
+  EXPECT_NE(r.output().find("(port " + std::to_string(port) + ")"), std::string::npos) << r.output();
+  ASSERT_TRUE(get_body(port).has_value()) << r.output();
+  {
+    load keep_alive(port, 4, true);
+    load close(port, 4, false);
+    ASSERT_TRUE(eventually([&] { return keep_alive.count(outcome::ok) > 50 && close.count(outcome::ok) > 50; },
+                           deadline::after(10s)));
+    for (int i = 1; i <= 5; ++i) {
+      r.proc().signal(SIGHUP);
+      ASSERT_TRUE(r.wait_count("upgrade complete", i, 10s)) << r.output();
+      long before = keep_alive.count(outcome::ok) + close.count(outcome::ok);
+      ASSERT_TRUE(eventually([&] { return keep_alive.count(outcome::ok) + close.count(outcome::ok) > before + 20; },
+                             deadline::after(10s)));
+    }
+    keep_alive.stop();
+    close.stop();
+    std::printf("graceful-server, 5 SIGHUP restarts: keep-alive %s| close %s\n", keep_alive.summary().c_str(),
+                close.summary().c_str());
+    EXPECT_EQ(keep_alive.failures(), 0) << keep_alive.summary();
+    EXPECT_EQ(close.failures(), 0) << close.summary();
+  }
+  r.proc().signal(SIGTERM);
+  EXPECT_EQ(r.proc().wait(deadline::after(15s)), 0) << r.output();
+}
+
 TEST(graceful_run, bad_usage_exits_2_with_a_message) {
   auto run = [](std::vector<std::string> args) {
     std::vector<std::string> argv{bin("graceful-run")};
