@@ -7,10 +7,12 @@
 #define BOOST_STACKTRACE_USE_BACKTRACE
 #include <graceful/diag/thread_dump.hpp>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
 #include <csignal>
+#include <cstdlib>
 #include <ctime>
 #include <fstream>
 #include <mutex>
@@ -108,6 +110,20 @@ std::string thread_name(pid_t tid) {
   return n;
 }
 
+// True when the thread blocks `sig` (SigBlk in /proc/<pid>/task/<tid>/status, proc(5)).
+// Such a thread (e.g. a sanitizer's background thread, which blocks everything) would never
+// answer; knowing it up front saves waiting for the deadline.
+bool blocks_signal(pid_t tid, int sig) {
+  std::ifstream f("/proc/self/task/" + std::to_string(tid) + "/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("SigBlk:", 0) != 0) continue;
+    unsigned long long mask = std::strtoull(line.c_str() + 7, nullptr, 16);
+    return (mask >> (sig - 1)) & 1ull;
+  }
+  return false;
+}
+
 std::vector<std::string> symbolize(const native_frame* frames, std::size_t n) {
   std::vector<std::string> out;
   for (std::size_t i = 0; i < n && frames[i]; ++i) {
@@ -146,6 +162,10 @@ result<std::vector<thread_stack>> capture_all_threads(graceful::deadline d) {
     out[i].tid = tids[i];
     out[i].name = thread_name(tids[i]);
     if (tids[i] == me) continue;
+    if (blocks_signal(tids[i], dump_signal())) {
+      out[i].blocks_signal = true;
+      continue;
+    }
     g_slots[i].count = 0;
     g_slots[i].state.store(slot_waiting, std::memory_order_relaxed);
     g_slots[i].tid.store(tids[i], std::memory_order_release);
@@ -208,8 +228,10 @@ std::string format_dump(std::string_view program, const std::vector<thread_stack
   std::string s = fmt::format("graceful thread dump\nprogram: {}\npid: {}\ntime: {}\nthreads: {}\n",
                               program, ::getpid(), when, threads.size());
   for (const auto& th : threads) {
-    s += fmt::format("\n--- thread {} \"{}\"{} ---\n", th.tid, th.name,
-                     th.captured ? "" : " (did not answer: signal blocked or uninterruptible wait)");
+    std::string_view note = th.captured        ? ""
+                            : th.blocks_signal ? " (blocks the dump signal: no stack)"
+                                               : " (did not answer in time: no stack)";
+    s += fmt::format("\n--- thread {} \"{}\"{} ---\n", th.tid, th.name, note);
     for (std::size_t i = 0; i < th.frames.size(); ++i) s += fmt::format("#{:<2} {}\n", i, th.frames[i]);
   }
   for (const auto& sec : sections) {

@@ -34,6 +34,7 @@ struct thread_stack {
   std::string name;           ///< /proc/self/task/<tid>/comm
   std::vector<std::string> frames;  ///< innermost first, "function at file:line"
   bool captured = false;      ///< false when the thread did not answer in time
+  bool blocks_signal = false; ///< the thread blocks dump_signal() (so was not asked)
 };
 
 /// Captures the stack of every thread of the process, waiting for answers until `d`.
