@@ -80,7 +80,8 @@ public:
   /// Runs after every shutdown hook has returned: close database and queue clients,
   /// flush logs. Nothing still serves requests by then.
   registration on_cleanup(std::string name, hook h);
-  /// Called (on the lifecycle's thread) whenever the phase changes, with the new phase.
+  /// Called whenever the phase changes, with the new phase (draining, shutting_down,
+  /// cleanup, exited), on the thread that calls run(), before that phase's hooks start.
   registration on_phase(std::string name, std::function<void(phase)> f);
   /// Called on the lifecycle's thread when `signo` arrives. Only SIGHUP, SIGUSR1 and SIGUSR2
   /// are accepted (std::invalid_argument otherwise); handlers for SIGUSR1/2 run in addition

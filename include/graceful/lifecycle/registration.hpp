@@ -9,8 +9,10 @@
 namespace graceful::lifecycle {
 
 /// Unregisters on destruction. Move-only. A default-constructed handle holds nothing.
-/// Unregistering does not interrupt a callback already running; it only keeps it from
-/// being called again.
+/// Unregistering does not interrupt a callback already running: it waits for it to return
+/// (so the callback never outlives the object it points into) and keeps it from being
+/// called again. A callback may drop its own registration; do not hold a lock the callback
+/// needs while unregistering. A registration may outlive its lifecycle (it then does nothing).
 class [[nodiscard]] registration {
 public:
   registration() noexcept = default;

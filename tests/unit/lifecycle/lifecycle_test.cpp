@@ -13,6 +13,8 @@
 
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <pthread.h>
+#include <csignal>
 #include <unistd.h>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
@@ -289,4 +291,42 @@ TEST(lifecycle, dump_threads_from_code_writes_the_documented_file_with_sections)
   ss << f.rdbuf();
   EXPECT_NE(ss.str().find("=== inflight ===\nGET /slow 1.2s"), std::string::npos) << ss.str();
   std::filesystem::remove_all(dir);
+}
+
+namespace {
+sigset_t current_mask() {
+  sigset_t s;
+  pthread_sigmask(SIG_BLOCK, nullptr, &s);
+  return s;
+}
+} // namespace
+
+TEST(lifecycle, blocks_exactly_the_handled_signals_in_later_threads_and_restores_the_mask) {
+  captured_log log;
+  gl::options o;
+  o.logger = log.logger;
+  sigset_t before = current_mask();
+  ASSERT_FALSE(sigismember(&before, SIGTERM));
+  {
+    gl::lifecycle lc(o);
+    sigset_t in_thread{};
+    std::thread([&] { in_thread = current_mask(); }).join();
+    for (int s : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2}) EXPECT_TRUE(sigismember(&in_thread, s)) << s;
+    // The profiler's SIGPROF and everything else stay deliverable.
+    for (int s : {SIGPROF, SIGALRM, SIGCHLD, SIGPIPE, SIGQUIT}) EXPECT_FALSE(sigismember(&in_thread, s)) << s;
+  }
+  sigset_t after = current_mask();
+  for (int s : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2}) EXPECT_FALSE(sigismember(&after, s)) << s;
+}
+
+TEST(lifecycle, a_sigterm_to_the_process_starts_the_stop) {
+  captured_log log;
+  gl::options o;
+  o.logger = log.logger;
+  gl::lifecycle lc(o);
+  ::kill(::getpid(), SIGTERM);  // process-directed: only the signalfd can take it
+  EXPECT_TRUE(lc.wait_for_stop(graceful::deadline::after(5s)));
+  EXPECT_EQ(lc.run(), 0);
+  EXPECT_NE(log.text().find("stop requested (SIGTERM from pid " + std::to_string(::getpid())), std::string::npos)
+      << log.text();
 }

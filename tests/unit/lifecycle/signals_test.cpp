@@ -174,6 +174,11 @@ TEST(lifecycle_signals, sigusr2_twice_writes_a_cpu_profile) {
   // Other signals still work while and after profiling.
   c.signal(SIGTERM);
   EXPECT_EQ(c.wait(deadline::after(5s)), 0) << c.output();
+  // The documented way to read it.
+  if (!std::filesystem::exists("/usr/bin/google-pprof")) GTEST_SKIP() << "google-pprof not installed";
+  child pprof({.argv = {"/usr/bin/google-pprof", "--text", graceful::test::bin("lifecycle-probe"), files[0].string()}});
+  EXPECT_EQ(pprof.wait(deadline::after(30s)), 0) << pprof.output();
+  EXPECT_NE(pprof.output().find("Total: "), std::string::npos) << pprof.output();
 }
 
 TEST(lifecycle_signals, a_forgotten_profile_stops_by_itself_at_the_limit) {
