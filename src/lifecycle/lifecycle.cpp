@@ -165,6 +165,7 @@ struct lifecycle::impl {
   mutable std::condition_variable cv;
   std::atomic<phase> current{phase::running};
   std::atomic<bool> stopping{false};
+  bool stop_recorded = false;  // guarded by m: the fields below are written
   bool run_called = false;
   bool quit = false;
   // The stop in progress (guarded by m once `stopping` is set).
@@ -205,6 +206,7 @@ struct lifecycle::impl {
       exit_code = so.exit_code;
       stop_deadline = graceful::deadline(stop_time + drain_delay + opts.shutdown_timeout);
       current.store(phase::draining);  // readiness false at once, before run() even wakes
+      stop_recorded = true;
     }
     log->info("stop requested ({}): drain delay {}, shutdown timeout {}", why, fmt_dur(drain_delay),
               fmt_dur(opts.shutdown_timeout));
@@ -567,7 +569,8 @@ int lifecycle::run() {
   std::unique_lock lk(I.m);
   if (I.run_called) throw std::logic_error("graceful::lifecycle::run: called twice");
   I.run_called = true;
-  I.cv.wait(lk, [&] { return I.stopping.load(); });
+  // stop_recorded, not stopping: the stop's details are written just after `stopping` flips.
+  I.cv.wait(lk, [&] { return I.stop_recorded; });
   const auto stop_time = I.stop_time;
   const auto drain_delay = I.drain_delay;
   const auto d = I.stop_deadline;

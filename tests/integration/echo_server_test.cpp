@@ -1,5 +1,4 @@
 // examples/echo-server: a user's own Asio loop stopped through the lifecycle alone.
-#include <regex>
 #include <string>
 
 #include <arpa/inet.h>
@@ -20,10 +19,10 @@ namespace {
 
 int listening_port(child& c) {
   if (!c.wait_for_output("listening on 127.0.0.1:", deadline::after(5s))) return -1;
-  std::smatch m;
   std::string out = c.output();
-  if (!std::regex_search(out, m, std::regex("listening on 127\\.0\\.0\\.1:([0-9]+)"))) return -1;
-  return std::stoi(m[1]);
+  const std::string key = "listening on 127.0.0.1:";
+  auto at = out.find(key);
+  return at == std::string::npos ? -1 : std::atoi(out.c_str() + at + key.size());
 }
 
 int connect_to(int port) {

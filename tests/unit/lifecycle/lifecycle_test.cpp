@@ -12,6 +12,8 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+
+#include "process.hpp"
 #include <poll.h>
 #include <pthread.h>
 #include <csignal>
@@ -329,4 +331,28 @@ TEST(lifecycle, a_sigterm_to_the_process_starts_the_stop) {
   EXPECT_EQ(lc.run(), 0);
   EXPECT_NE(log.text().find("stop requested (SIGTERM from pid " + std::to_string(::getpid())), std::string::npos)
       << log.text();
+}
+
+TEST(lifecycle, sighup_runs_the_registered_handlers_on_the_lifecycle_thread) {
+  captured_log log;
+  gl::options o;
+  o.logger = log.logger;
+  gl::lifecycle lc(o);
+  std::atomic<int> calls{0};
+  std::atomic<bool> other_thread{false};
+  auto main_id = std::this_thread::get_id();
+  auto h = lc.on_signal(SIGHUP, "upgrade", [&] {
+    other_thread = std::this_thread::get_id() != main_id;
+    ++calls;
+  });
+  ::kill(::getpid(), SIGHUP);
+  EXPECT_TRUE(graceful::test::eventually([&] { return calls.load() == 1; }, graceful::deadline::after(5s)));
+  EXPECT_TRUE(other_thread);
+  EXPECT_TRUE(lc.ready()) << "SIGHUP does not stop the process";
+  h.reset();
+  ::kill(::getpid(), SIGHUP);
+  // Without a handler it is only logged; a later stop still works.
+  lc.request_stop("test");
+  EXPECT_EQ(lc.run(), 0);
+  EXPECT_EQ(calls.load(), 1);
 }
