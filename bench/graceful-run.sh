@@ -8,6 +8,7 @@
 #   build, bin/graceful-run-go-worker; go-http is built by bench/peers/build.sh).
 # Scenarios (each in keep-alive and --close mode; actions start at 2 s):
 #   run+go-worker   graceful-run, worker answers "Connection: close" 200 ms before Shutdown; 10 SIGHUP 0.4 s apart
+#   run+graceful-server  graceful-run, graceful-server adopting the "http" socket by socket activation; 10 SIGHUP
 #   run+go-http     graceful-run, bench/peers/go-http -listen-fds (plain Shutdown); 10 SIGHUP
 #   go-http-restart go-http alone, SIGTERM then started again, 10 times 0.4 s apart (no held socket)
 #   run+crash       graceful-run + go-worker, the worker SIGKILLed once (restart backoff 100 ms)
@@ -47,7 +48,7 @@ PY
 }
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 start_run() {  # worker command...
-  "$bin/graceful-run" --listen http=127.0.0.1:$port --pid-file "$tmp/run.pid" -- "$@" 2>"$tmp/run.log" &
+  "$bin/graceful-run" --listen http=127.0.0.1:$port --pid-file "$tmp/run.pid" -- "$@" >"$tmp/worker.out" 2>"$tmp/run.log" &
   echo $! >"$tmp/run.bg.pid"
   wait_port
 }
@@ -59,6 +60,12 @@ for mode in keepalive close; do
   start_run "$bin/graceful-run-go-worker"
   read -r f r s c n < <(bench $mode "$hup10"); stop_run
   printf '| run+go-worker, 10 SIGHUP | %s | %s | %s | %s | %s | %s |\n' $mode "$n" "$f" "$r" "$s" "$c"
+
+  if [ -x "$bin/graceful-server" ]; then
+    start_run "$bin/graceful-server" --listen 127.0.0.1:$port
+    read -r f r s c n < <(bench $mode "$hup10"); stop_run
+    printf '| run+graceful-server, 10 SIGHUP | %s | %s | %s | %s | %s | %s |\n' $mode "$n" "$f" "$r" "$s" "$c"
+  fi
 
   start_run "$peers/go-http" -listen-fds
   read -r f r s c n < <(bench $mode "$hup10"); stop_run
