@@ -98,7 +98,8 @@ std::uint64_t sum(const outcome_counts& c) {
 }
 
 std::size_t timeline_seconds(const report_input& in) {
-  const auto n = static_cast<std::size_t>(std::ceil(seconds_of(in.o.duration)));
+  // An interrupted run (SIGINT) ends before -d: no empty seconds after it.
+  const auto n = static_cast<std::size_t>(std::ceil(std::min(seconds_of(in.o.duration), seconds_of(in.run.load_end))));
   return std::min(std::max<std::size_t>(n, 1), in.run.stats.seconds.size());
 }
 
@@ -238,7 +239,7 @@ std::string write_plot(const report_input& in, const std::string& png) {
   if (!mkdtemp(tmpl)) return std::string("mkdtemp: ") + std::strerror(errno);
   const fs::path dir = tmpl;
   const auto& s = in.run.stats;
-  const double dur = seconds_of(in.o.duration);
+  const double dur = std::min(seconds_of(in.o.duration), seconds_of(in.run.load_end));
   {
     std::ofstream slots(dir / "slots.dat");
     const auto n = std::min<std::size_t>(s.slots.size(), static_cast<std::size_t>(std::ceil(dur * 10)));

@@ -10,6 +10,7 @@
 #include <sstream>
 #include <cstdlib>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <signal.h>
@@ -284,6 +285,21 @@ TEST(graceful_bench, json_dash_puts_the_document_on_stdout_and_the_table_on_stde
   EXPECT_EQ(out.find("noise"), std::string::npos) << out;
   EXPECT_EQ(out.find("timeline (requests"), std::string::npos) << out;
   EXPECT_NE(out.find("\"timeline\": ["), std::string::npos) << out;
+}
+
+TEST(graceful_bench, sigint_stops_the_load_early_reports_and_skips_a_pending_exec) {
+  test_server s("ok");
+  temp_dir dir;
+  const auto marker = dir.path / "touched";
+  gt::child c({{gt::bin("graceful-bench"), s.url(), "-c", "2", "-d", "60s", "--at", "50s", "--exec",
+                "touch " + marker.string()}});
+  ASSERT_TRUE(c.wait_for_output("", deadline::after(1s)));
+  std::this_thread::sleep_for(500ms);
+  c.signal(SIGINT);
+  EXPECT_EQ(c.wait(deadline::after(10s)), 0) << c.output();  // all requests so far were ok
+  EXPECT_NE(c.output().find("no request failed"), std::string::npos) << c.output();
+  EXPECT_NE(c.output().find("not run"), std::string::npos) << c.output();
+  EXPECT_FALSE(fs::exists(marker));
 }
 
 TEST(graceful_bench, bad_usage_exits_2_with_a_message) {
