@@ -227,6 +227,11 @@ void connection::connect() {
       if (cec == asio::error::connection_reset) return fail(outcome::connection_reset);
       return fail(outcome::other);
     }
+    // TCP simultaneous open: while nothing listens on a port in the ephemeral range, connect()
+    // can pick that same port as its local one and connect to itself (tcp(7)). That is a
+    // refused connection in disguise, and it would hold the port the restarted server wants.
+    error_code lec;
+    if (sock_.local_endpoint(lec) == p_.endpoint && !lec) return fail(outcome::connect_refused);
     error_code ignored;
     sock_.set_option(tcp::no_delay(true), ignored);
     send();

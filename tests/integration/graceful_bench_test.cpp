@@ -13,7 +13,10 @@
 #include <thread>
 #include <vector>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "process.hpp"
@@ -58,6 +61,25 @@ double number_after(const std::string& text, const std::string& prefix, std::siz
   if (stop == begin) return -1;
   if (end) *end = static_cast<std::size_t>(stop - text.c_str());
   return v;
+}
+
+/// A free port below Linux's default ephemeral range (32768-60999), so that no outgoing
+/// connection can hold it while a server restarts on it.
+int low_port() {
+  static unsigned seed = static_cast<unsigned>(::getpid());
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    seed = seed * 1103515245u + 12345u;
+    const int port = 20000 + static_cast<int>((seed >> 8) % 12000);
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(fd);
+    if (ok) return port;
+  }
+  return gt::free_port();
 }
 
 /// A misbehaving-http-server child on a free port.
@@ -334,7 +356,9 @@ TEST(graceful_bench, counts_failures_across_kill_9_and_restart_of_the_server) {
   temp_dir dir;
   const auto pid1 = (dir.path / "first.pid").string();
   const auto pid2 = (dir.path / "second.pid").string();
-  test_server s("ok", 0, pid1);
+  // A port below the ephemeral range: while the server is down, a client's connect() must not
+  // be able to take the port for itself.
+  test_server s("ok", low_port(), pid1);
   const std::string restart = "kill -9 $(cat " + pid1 + ") && exec " + gt::bin("misbehaving-http-server") +
                               " --mode ok --port " + std::to_string(s.port) + " --pid-file " + pid2 +
                               " >/dev/null 2>&1 &";

@@ -16,6 +16,7 @@
 //   partial     send half a response, then close
 //   garbage     answer with bytes that are not HTTP, then close
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -131,7 +132,16 @@ int main(int argc, char** argv) {
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<std::uint16_t>(port));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::bind(ls, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(ls, 1024) != 0) {
+  // A restart right after `kill -9` of the previous instance races with the kernel tearing it
+  // down (kill() returns before the process has exited and closed its listener): retry for a
+  // while on EADDRINUSE instead of dying, as a supervisor restart loop would.
+  int bound = -1;
+  for (int attempt = 0; attempt < 500; ++attempt) {
+    bound = ::bind(ls, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    if (bound == 0 || errno != EADDRINUSE) break;
+    ::usleep(10'000);
+  }
+  if (bound != 0 || ::listen(ls, 1024) != 0) {
     std::perror("bind/listen");
     return 1;
   }
