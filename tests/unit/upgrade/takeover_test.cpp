@@ -38,6 +38,21 @@ TEST_F(takeover, a_process_started_by_hand_takes_the_sockets_and_the_old_one_dra
   EXPECT_EQ(served_by(p), third.pid());
 }
 
+TEST_F(takeover, a_process_that_took_over_upgrades_with_sighup_despite_its_takeover_flag) {
+  auto& old = start({"--takeover-socket", sock()});
+  int p = port();
+  auto& next = start_raw(new_server((dir_ / "addr2").string()));
+  ASSERT_TRUE(next.wait_for_output("ready pid=", in(5000ms))) << next.output();
+  ASSERT_EQ(old.wait(in(10000ms)), 0) << old.output();
+  // Its child gets the same argv, --takeover included; the parent's hand-over wins.
+  next.signal(SIGHUP);
+  ASSERT_EQ(next.wait(in(10000ms)), 0) << next.output();
+  pid_t third = served_by(p);
+  EXPECT_NE(third, 0);
+  EXPECT_NE(third, next.pid());
+  EXPECT_EQ(pid_in_file(), third);
+}
+
 TEST_F(takeover, the_takeover_socket_is_created_mode_0600) {
   start({"--takeover-socket", sock()});
   struct stat st{};
