@@ -57,7 +57,27 @@ result<sock_address> parse_address(std::string_view text) {
   return a;
 }
 
+namespace {
+bool is_wildcard(const sock_address& a, std::uint16_t& port) {
+  if (a.family() == AF_INET) {
+    auto& in = reinterpret_cast<const sockaddr_in&>(a.storage);
+    port = in.sin_port;
+    return in.sin_addr.s_addr == htonl(INADDR_ANY);
+  }
+  if (a.family() == AF_INET6) {
+    auto& in = reinterpret_cast<const sockaddr_in6&>(a.storage);
+    port = in.sin6_port;
+    return IN6_IS_ADDR_UNSPECIFIED(&in.sin6_addr);
+  }
+  return false;
+}
+} // namespace
+
 bool address_matches(const sock_address& wanted, const sock_address& bound) {
+  // "All interfaces" in either family is one request: systemd's ListenStream=8080 binds
+  // [::]:8080 (dual-stack), which is what ":8080" or "0.0.0.0:8080" asks for.
+  std::uint16_t wp = 0, bp = 0;
+  if (is_wildcard(wanted, wp) && is_wildcard(bound, bp)) return wp == 0 || wp == bp;
   if (wanted.family() != bound.family()) return false;
   switch (wanted.family()) {
     case AF_INET: {

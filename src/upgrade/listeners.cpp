@@ -100,7 +100,7 @@ result<unique_fd> listeners::listen(std::string_view name, std::string_view addr
     int fd = it->second.fd.get();
     // An inherited fd must be exactly what the program asks for; adopting a socket of the
     // wrong type or address would serve the wrong port silently.
-    int type = sockopt_int(fd, SO_TYPE), acc = sockopt_int(fd, SO_ACCEPTCONN), dom = sockopt_int(fd, SO_DOMAIN);
+    int type = sockopt_int(fd, SO_TYPE), acc = sockopt_int(fd, SO_ACCEPTCONN);
     if (type != SOCK_STREAM || acc != 1) {
       log.error("upgrade: inherited fd {} for '{}' (from {}) is not a listening stream socket "
                 "(SO_TYPE={}, SO_ACCEPTCONN={})", fd, name, to_string(it->second.from), type, acc);
@@ -109,7 +109,7 @@ result<unique_fd> listeners::listen(std::string_view name, std::string_view addr
     detail::sock_address bound;
     bound.len = sizeof bound.storage;
     if (::getsockname(fd, bound.get(), &bound.len) != 0) return last_errno();
-    if (dom != wanted->family() || !detail::address_matches(*wanted, bound)) {
+    if (!detail::address_matches(*wanted, bound)) {
       log.error("upgrade: inherited fd {} for '{}' (from {}) is bound to {}, but '{}' was asked for", fd, name,
                 to_string(it->second.from), detail::format_address(bound), address);
       return errc::address_mismatch;

@@ -62,7 +62,9 @@ public:
   /// A listening socket for `name` at `address` ("127.0.0.1:8080", "[::1]:0", "0.0.0.0:80",
   /// "localhost:8080" or "unix:/path"). Returns the inherited socket when one has that name,
   /// after checking it is a listening SOCK_STREAM socket of the address's family bound to
-  /// that address (port 0 in `address` matches any port); otherwise creates one
+  /// that address (port 0 in `address` matches any port; a wildcard address, ":80",
+  /// "0.0.0.0:80" or "[::]:80", matches a socket bound to the wildcard of either family, as
+  /// systemd's ListenStream=80 makes); otherwise creates one
   /// (SO_REUSEADDR, close-on-exec). The returned fd is a duplicate the caller owns: closing
   /// it stops this process from accepting, while the listeners keep the socket itself open
   /// for the next process. Calling it twice with one name is errc::duplicate_name.

@@ -163,6 +163,29 @@ TEST(listeners, rejects_an_inherited_socket_of_another_family) {
   EXPECT_EQ(v6.error(), up::errc::address_mismatch);
 }
 
+TEST(listeners, a_wildcard_request_matches_an_inherited_dual_stack_wildcard_socket) {
+  // What systemd's ListenStream=PORT makes: [::]:PORT.
+  up::unique_fd s(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in6 a{};
+  a.sin6_family = AF_INET6;
+  a.sin6_addr = in6addr_any;
+  if (::bind(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) GTEST_SKIP() << "no IPv6";
+  ASSERT_EQ(::listen(s.get(), 16), 0);
+  int port = graceful::test::port_of(up::local_address(s.get()));
+  for (std::string want : {":" + std::to_string(port), "0.0.0.0:" + std::to_string(port), std::string("[::]:0")}) {
+    up::unique_fd copy(::fcntl(s.get(), F_DUPFD_CLOEXEC, 3));
+    auto l = up::listeners::adopt({{"http", copy.release()}}, up::origin::systemd);
+    ASSERT_TRUE(l);
+    EXPECT_TRUE(l.value().listen("http", want)) << want;
+  }
+  // A specific address is not the wildcard: a clear error rather than serving elsewhere.
+  auto l = up::listeners::adopt({{"http", s.release()}}, up::origin::systemd);
+  ASSERT_TRUE(l);
+  auto fd = l.value().listen("http", "127.0.0.1:" + std::to_string(port));
+  ASSERT_FALSE(fd);
+  EXPECT_EQ(fd.error(), up::errc::address_mismatch);
+}
+
 TEST(listeners, rejects_an_inherited_udp_socket) {
   up::unique_fd u(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   auto l = up::listeners::adopt({{"http", u.release()}}, up::origin::systemd);
