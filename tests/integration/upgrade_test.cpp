@@ -12,6 +12,8 @@
 #include <cstring>
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -254,6 +256,56 @@ TEST_F(server_upgrade, a_burst_of_sighups_upgrades_once_at_a_time_and_leaves_one
   ASSERT_TRUE(gt::eventually([&] { gt::reap_exited(); return gt::children_of(::getpid()).size() == 1; },
                              deadline::after(5s)));
   EXPECT_EQ(gt::children_of(::getpid())[0], b);
+}
+
+TEST_F(server_upgrade, serves_a_systemd_activated_socket_and_upgrades_from_it) {
+  // As systemd's graceful-server.socket (ListenStream=PORT, FileDescriptorName=http) makes it.
+  int s = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in6 a{};
+  a.sin6_family = AF_INET6;
+  a.sin6_addr = in6addr_any;
+  a.sin6_port = htons(static_cast<uint16_t>(port_));
+  if (::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) GTEST_SKIP() << "no IPv6 wildcard bind";
+  ASSERT_EQ(::listen(s, 128), 0);
+  int high = ::fcntl(s, F_DUPFD_CLOEXEC, 50);
+  ::close(s);
+  auto fd = std::to_string(high);
+  std::vector<std::string> argv{"/bin/bash", "-c",
+                                "export LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=http; exec \"$0\" \"$@\" 3<&" + fd +
+                                    " " + fd + "<&-",
+                                (dir_ / "graceful-server").string(), "--listen", ":" + std::to_string(port_),
+                                "--pid-file", pid_file(), "--threads", "1"};
+  server_ = std::make_unique<gt::child>(gt::child::spec{argv, {}, {high}});
+  ::close(high);
+  first_pid_ = server_->pid();
+  ASSERT_TRUE(gt::eventually([&] { return pid() == first_pid_; }, deadline::after(10s))) << server_->output();
+  EXPECT_NE(server_->output().find("inherited from systemd"), std::string::npos) << server_->output();
+  EXPECT_NE(gt::http_get(port_, "/").find("200 OK"), std::string::npos);
+  pid_t b = upgrade();
+  EXPECT_NE(b, first_pid_);
+  EXPECT_NE(gt::http_get(port_, "/").find("200 OK"), std::string::npos);
+}
+
+TEST_F(server_upgrade, a_systemd_socket_on_another_address_than_listen_is_a_clear_error) {
+  int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(s, 16), 0);
+  int high = ::fcntl(s, F_DUPFD_CLOEXEC, 50);
+  ::close(s);
+  auto fd = std::to_string(high);
+  gt::child c(gt::child::spec{{"/bin/bash", "-c",
+                               "export LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=http; exec \"$0\" \"$@\" 3<&" +
+                                   fd + " " + fd + "<&-",
+                               gt::bin("graceful-server"), "--listen", "127.0.0.1:" + std::to_string(port_)},
+                              {},
+                              {high}});
+  ::close(high);
+  EXPECT_EQ(c.wait(deadline::after(5s)), 1) << c.output();
+  EXPECT_NE(c.output().find("but '127.0.0.1:" + std::to_string(port_) + "' was asked for"), std::string::npos)
+      << c.output();
 }
 
 // systemd's side of sd_notify: a datagram socket at NOTIFY_SOCKET collecting messages.
