@@ -121,9 +121,12 @@ TEST(graceful_server, serves_every_route_to_curl) {
 TEST(graceful_server, sigterm_finishes_in_flight_request_and_exits_0_removing_pid_file) {
   auto pid_file = std::filesystem::temp_directory_path() / ("graceful-server-test-" + std::to_string(getpid()) + ".pid");
   server_proc s({"--pid-file", pid_file.string()});
-  std::ifstream pf(pid_file);
+  // The pid file is written once the server is ready, which may be just after it answers.
   long pid = 0;
-  pf >> pid;
+  eventually([&] {
+    std::ifstream pf(pid_file);
+    return pf >> pid && pid == s.proc->pid();
+  }, deadline::after(5s));
   EXPECT_EQ(pid, s.proc->pid());
   child slow({{program("curl"), "-sS", "--max-time", "10", "-w", "\n%{http_code}", s.url("/slow?ms=600")}});
   // Wait until the request is in flight, as the server itself reports it.
