@@ -1,0 +1,82 @@
+// Signals arriving in bursts: graceful-server must neither crash nor end up in an undefined
+// state. Standard signals coalesce in the kernel, so "defined" means: after a burst of
+// diagnostic signals it still serves; after a burst containing SIGTERM it exits with the
+// documented code (0 for one stop, 143 when a second SIGTERM cut it), leaving no process.
+
+#include <filesystem>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "http_client.hpp"
+#include "process.hpp"
+#include "processes.hpp"
+#include "reliability_support.hpp"
+
+using namespace graceful::test;
+using namespace graceful::test::rel;
+using graceful::deadline;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct temp_dir {
+  fs::path path;
+  temp_dir() {
+    char tmpl[] = "/tmp/graceful-burst-XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  int files() const {
+    int n = 0;
+    for ([[maybe_unused]] const auto& e : fs::directory_iterator(path)) ++n;
+    return n;
+  }
+};
+
+} // namespace
+
+TEST(signal_burst, a_hundred_sigusr1_and_sigusr2_leave_the_server_serving) {
+  temp_dir diag;
+  server_proc s({"--diag-dir", diag.path.string()});
+  for (int i = 0; i < 100; ++i) s.proc->signal(i % 2 ? SIGUSR2 : SIGUSR1);
+  // The signal thread works through what arrived (a thread dump takes a few seconds to
+  // symbolize); meanwhile, and after, requests are served.
+  bool dumped = eventually([&] { return diag.files() >= 1; }, deadline::after(20s));
+  int ok = 0;
+  for (int i = 0; i < 20; ++i) {
+    auto r = http_get(s.port, "/");
+    if (r && r->status == 200) ++ok;
+  }
+  bool alive_now = !s.proc->exited();
+  figure("signal burst: 100 SIGUSR1/SIGUSR2 -> alive " + std::string(alive_now ? "yes" : "no") + ", " +
+         std::to_string(ok) + "/20 requests 200 after, " + std::to_string(diag.files()) +
+         " diagnostic files written (signals coalesce)");
+  EXPECT_TRUE(alive_now) << s.proc->output().substr(0, 4000);
+  EXPECT_EQ(ok, 20);
+  EXPECT_TRUE(dumped) << s.proc->output().substr(0, 4000);
+  s.proc->signal(SIGTERM);
+  EXPECT_EQ(s.proc->wait(deadline::after(15s)), 0) << s.proc->output().substr(0, 4000);
+}
+
+TEST(signal_burst, a_hundred_mixed_signals_with_sigterm_end_in_a_documented_exit_and_leave_no_process) {
+  become_subreaper();  // an upgrade a SIGHUP may start must not outlive the test
+  temp_dir diag;
+  server_proc s({"--diag-dir", diag.path.string(), "--shutdown-timeout", "5s"});
+  const int sigs[] = {SIGHUP, SIGUSR1, SIGTERM, SIGUSR2};
+  for (int i = 0; i < 100; ++i) s.proc->signal(sigs[i % 4]);
+  auto st = s.proc->wait(deadline::after(20s));
+  // Anything it started (an upgrade child) must be gone as well.
+  bool descendants_gone = eventually([] { reap_exited(); return children_of(::getpid()).empty(); },
+                                     deadline::after(10s));
+  figure("signal burst: 100 SIGHUP/SIGUSR1/SIGTERM/SIGUSR2 -> exit " + (st ? std::to_string(*st) : "none") +
+         "; descendants left: " + (descendants_gone ? "none" : "some"));
+  ASSERT_TRUE(st) << "did not exit: " << s.proc->output().substr(0, 4000);
+  EXPECT_TRUE(*st == 0 || *st == 143) << "exit " << *st << "\n" << s.proc->output().substr(0, 4000);
+  EXPECT_TRUE(descendants_gone);
+  EXPECT_TRUE(fetch(s.port).empty()) << "port still served after exit";
+}
