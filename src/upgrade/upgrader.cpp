@@ -306,6 +306,13 @@ void upgrader::upgrade_failed() {
   }
   // Ends systemd's "reloading" state: this process still is the service.
   if (opts_.systemd_notify && !stopping) detail::notify("READY=1");
+  // The new process writes the pid file just before its ready line; if it died in between,
+  // the file names a dead pid while this process serves on: take it back.
+  if (!stopping && !opts_.pid_file.empty()) {
+    if (auto r = write_pid_file(opts_.pid_file); !r)
+      impl_->log().error("upgrade: cannot write pid file {}: {} (still serving)", opts_.pid_file.string(),
+                         r.error().message());
+  }
 }
 
 result<pid_t> upgrader::upgrade() {

@@ -49,7 +49,7 @@ TEST(signal_burst, a_hundred_sigusr1_and_sigusr2_leave_the_server_serving) {
   bool dumped = eventually([&] { return diag.files() >= 1; }, deadline::after(20s));
   int ok = 0;
   for (int i = 0; i < 20; ++i) {
-    auto r = http_get(s.port, "/");
+    auto r = http_get(s.port, std::string_view("/"));
     if (r && r->status == 200) ++ok;
   }
   bool alive_now = !s.proc->exited();
@@ -63,20 +63,30 @@ TEST(signal_burst, a_hundred_sigusr1_and_sigusr2_leave_the_server_serving) {
   EXPECT_EQ(s.proc->wait(deadline::after(15s)), 0) << s.proc->output().substr(0, 4000);
 }
 
-TEST(signal_burst, a_hundred_mixed_signals_with_sigterm_end_in_a_documented_exit_and_leave_no_process) {
+TEST(signal_burst, a_hundred_mixed_signals_with_sigterm_end_in_a_documented_exit_with_at_most_one_serving_successor) {
   become_subreaper();  // an upgrade a SIGHUP may start must not outlive the test
   temp_dir diag;
   server_proc s({"--diag-dir", diag.path.string(), "--shutdown-timeout", "5s"});
   const int sigs[] = {SIGHUP, SIGUSR1, SIGTERM, SIGUSR2};
   for (int i = 0; i < 100; ++i) s.proc->signal(sigs[i % 4]);
   auto st = s.proc->wait(deadline::after(20s));
-  // Anything it started (an upgrade child) must be gone as well.
-  bool descendants_gone = eventually([] { reap_exited(); return children_of(::getpid()).empty(); },
-                                     deadline::after(10s));
-  figure("signal burst: 100 SIGHUP/SIGUSR1/SIGTERM/SIGUSR2 -> exit " + (st ? std::to_string(*st) : "none") +
-         "; descendants left: " + (descendants_gone ? "none" : "some"));
   ASSERT_TRUE(st) << "did not exit: " << s.proc->output().substr(0, 4000);
+  // Two defined outcomes: a SIGHUP that came first upgraded, and the successor (orphaned to
+  // us) now serves alone; or the stop came first and nothing is left.
+  reap_exited();
+  auto left = children_of(::getpid());
+  std::string outcome = "none left";
+  if (!left.empty()) {
+    EXPECT_EQ(left.size(), 1u) << "more than one process left";
+    for (std::size_t i = 1; i < left.size(); ++i) kill_and_reap(left[i]);
+    pid_t successor = left[0];
+    auto r = http_get(s.port, std::string_view("/"));
+    outcome = std::string("an upgrade completed first; the successor serves: ") + (r && r->status == 200 ? "yes" : "NO");
+    EXPECT_TRUE(r && r->status == 200) << s.proc->output().substr(0, 6000);
+    ::kill(successor, SIGTERM);
+    EXPECT_TRUE(wait_gone(successor, deadline::after(15s)));
+  }
+  figure("signal burst: 100 SIGHUP/SIGUSR1/SIGTERM/SIGUSR2 -> exit " + std::to_string(*st) + "; " + outcome);
   EXPECT_TRUE(*st == 0 || *st == 143) << "exit " << *st << "\n" << s.proc->output().substr(0, 4000);
-  EXPECT_TRUE(descendants_gone);
   EXPECT_TRUE(fetch(s.port).empty()) << "port still served after exit";
 }

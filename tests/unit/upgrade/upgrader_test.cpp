@@ -3,10 +3,12 @@
 #include <graceful/upgrade/upgrader.hpp>
 
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <future>
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include "process.hpp"
 #include "processes.hpp"
@@ -170,4 +172,20 @@ TEST(upgrader, refuses_a_second_upgrade_while_one_runs_and_cancel_stops_the_chil
   auto later = u->upgrade();
   ASSERT_FALSE(later);
   EXPECT_EQ(later.error(), up::errc::upgrade_cancelled);
+}
+
+TEST(upgrader, a_child_that_wrote_the_pid_file_and_died_before_ready_leaves_the_file_naming_this_process) {
+  char tmpl[] = "/tmp/graceful-upgrader-pid-XXXXXX";
+  std::string dir = ::mkdtemp(tmpl);
+  std::string pid_file = dir + "/server.pid";
+  // The new process writes the pid file just before its ready line; this one dies in between.
+  auto u = make({.pid_file = pid_file, .spawn = shell("echo $$ > " + pid_file + "; exit 3")});
+  ASSERT_TRUE(u->ready());
+  ASSERT_EQ(std::atoi(graceful::test::read_file(pid_file).c_str()), ::getpid());
+  auto r = u->upgrade();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), up::errc::child_exited);
+  EXPECT_EQ(std::atoi(graceful::test::read_file(pid_file).c_str()), ::getpid()) << "names the dead child";
+  std::remove(pid_file.c_str());
+  ::rmdir(dir.c_str());
 }

@@ -1,0 +1,257 @@
+// Faults around graceful-server's upgrade, and hostile environments and peers, driven from
+// outside through the real program (the library-level cases are in tests/unit/upgrade and
+// tests/integration/upgrade_test.cpp; these add what only the whole program can show).
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "http_client.hpp"
+#include "process.hpp"
+#include "processes.hpp"
+#include "reliability_support.hpp"
+
+using namespace graceful::test;
+using namespace graceful::test::rel;
+using graceful::deadline;
+namespace fs = std::filesystem;
+
+namespace {
+
+/// graceful-server copied into a temp dir (so an upgrade runs whatever binary is there next),
+/// with a pid file; the test is the subreaper of every process it starts.
+class upgrade_faults : public ::testing::Test {
+protected:
+  void SetUp() override {
+    become_subreaper();
+    char tmpl[] = "/tmp/graceful-faults-XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+    fs::copy_file(bin("graceful-server"), dir_ / "graceful-server");
+    port_ = free_port();
+  }
+  void TearDown() override {
+    if (server_ && !server_->exited()) server_->signal(SIGKILL);
+    server_.reset();
+    for (int round = 0; round < 3; ++round)
+      for (pid_t p : children_of(::getpid())) kill_and_reap(p);
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  std::vector<std::string> argv(std::vector<std::string> extra = {}) const {
+    std::vector<std::string> a{(dir_ / "graceful-server").string(), "--listen", "127.0.0.1:" + std::to_string(port_),
+                               "--threads", "1", "--pid-file", pid_file()};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
+  void start(std::vector<std::string> extra = {}) {
+    server_ = std::make_unique<child>(child::spec{argv(std::move(extra))});
+    ASSERT_TRUE(eventually([&] { return pid() == server_->pid(); }, deadline::after(15s))) << server_->output();
+  }
+  std::string pid_file() const { return (dir_ / "server.pid").string(); }
+  pid_t pid() const { return std::atoi(read_file(pid_file()).c_str()); }
+
+  fs::path dir_;
+  int port_ = 0;
+  std::unique_ptr<child> server_;
+};
+
+} // namespace
+
+namespace {
+
+/// Sends `n` GET /slow?ms=1500 on their own connections: requests in flight on the old process.
+std::vector<std::unique_ptr<http_conn>> slow_requests(int port, int n) {
+  std::vector<std::unique_ptr<http_conn>> conns;
+  for (int i = 0; i < n; ++i) {
+    conns.push_back(std::make_unique<http_conn>(port));
+    EXPECT_TRUE(conns.back()->send(get_request("/slow?ms=1500")));
+  }
+  return conns;
+}
+
+/// How many of them got their 200 with the full body; `closing` counts those with Connection: close.
+int answered(std::vector<std::unique_ptr<http_conn>>& conns, int& closing) {
+  int n = 0;
+  closing = 0;
+  for (auto& c : conns) {
+    auto r = c->read_response(deadline::after(10s));
+    if (r && r->status == 200 && r->body == "slept 1500 ms\n") {
+      ++n;
+      if (r->closes()) ++closing;
+    }
+  }
+  return n;
+}
+
+} // namespace
+
+TEST_F(upgrade_faults, a_new_binary_that_crashes_after_ready_loses_no_request_of_the_draining_old_one) {
+  start();
+  pid_t old = pid();
+  constexpr int in_flight = 4;
+  auto conns = slow_requests(port_, in_flight);
+  std::this_thread::sleep_for(200ms);
+  ASSERT_EQ(::kill(old, SIGHUP), 0);
+  // The old process heard "ready" and drains: now the new one crashes.
+  ASSERT_TRUE(server_->wait_for_output("this process stops accepting and drains", deadline::after(15s)))
+      << server_->output();
+  pid_t fresh = pid();
+  ASSERT_NE(fresh, old);
+  ASSERT_EQ(::kill(fresh, SIGKILL), 0);
+  int closing = 0;
+  int ok = answered(conns, closing);
+  auto st = server_->wait(deadline::after(15s));
+  bool gone = eventually([&] { reap_exited(); return children_of(::getpid()).empty(); }, deadline::after(5s));
+  figure("crash after ready: new pid SIGKILLed once the old one drains; old answered " + std::to_string(ok) + "/" +
+         std::to_string(in_flight) + " in-flight requests (" + std::to_string(closing) +
+         " with Connection: close), exit " + (st ? std::to_string(*st) : "none") + "; processes left: " +
+         (gone ? "none" : "some"));
+  EXPECT_EQ(ok, in_flight) << server_->output();
+  EXPECT_EQ(closing, in_flight);
+  EXPECT_EQ(st, 0) << server_->output();
+  EXPECT_TRUE(gone);
+}
+
+TEST_F(upgrade_faults, a_new_binary_that_crashes_as_it_writes_the_pid_file_leaves_a_defined_state) {
+  start();
+  pid_t old = pid();
+  constexpr int in_flight = 4;
+  auto conns = slow_requests(port_, in_flight);
+  std::this_thread::sleep_for(200ms);
+  ASSERT_EQ(::kill(old, SIGHUP), 0);
+  // The new process writes the pid file just before telling the old one it is ready: kill it
+  // the moment the file changes, so that the old one may or may not have heard "ready".
+  ASSERT_TRUE(eventually([&] { return pid() != old && pid() > 0; }, deadline::after(15s))) << server_->output();
+  pid_t fresh = pid();
+  ASSERT_EQ(::kill(fresh, SIGKILL), 0);
+  int closing = 0;
+  int ok = answered(conns, closing);
+  bool rolled_back = server_->wait_for_output("failed before it was ready", deadline::after(3s));
+  std::string outcome;
+  if (rolled_back) {
+    // The old process still serves, and the pid file names it again.
+    bool named = eventually([&] { return pid() == old; }, deadline::after(5s));
+    auto r = http_get(port_, std::string_view("/"));
+    outcome = std::string("rolled back; pid file names the old process again: ") + (named ? "yes" : "NO") +
+              "; serving " + (r && r->status == 200 ? "yes" : "no");
+    EXPECT_TRUE(named) << "pid file names " << pid() << ", the dead new process";
+    EXPECT_TRUE(r && r->status == 200);
+    EXPECT_FALSE(server_->exited());
+  } else {
+    auto st = server_->wait(deadline::after(15s));
+    outcome = "handed over; old exited " + (st ? std::to_string(*st) : std::string("none"));
+    EXPECT_EQ(st, 0) << server_->output();
+  }
+  figure("crash at the pid file: " + outcome + "; " + std::to_string(ok) + "/" + std::to_string(in_flight) +
+         " in-flight requests of the old process answered");
+  EXPECT_EQ(ok, in_flight) << server_->output();
+}
+
+TEST_F(upgrade_faults, forged_listen_fds_pointing_at_a_file_make_graceful_server_refuse_to_start_with_a_clear_message) {
+  std::string cmd = "exec 3</etc/hostname; LISTEN_PID=$$ LISTEN_FDS=1 exec";
+  for (const auto& a : argv()) cmd += " '" + a + "'";
+  child c(child::spec{{"/bin/sh", "-c", cmd}});
+  auto st = c.wait(deadline::after(10s));
+  figure(std::string("forged LISTEN_FDS -> exit ") + (st ? std::to_string(*st) : "none"));
+  ASSERT_TRUE(st) << c.output();
+  EXPECT_TRUE(*st == 1 || *st == 2) << "a start-up error, not a crash: " << *st << "\n" << c.output();
+  EXPECT_NE(c.output().find("not a socket"), std::string::npos) << c.output();
+  EXPECT_TRUE(fetch(port_).empty()) << "served on a forged fd";
+}
+
+TEST_F(upgrade_faults, the_pid_file_is_not_written_through_a_symlink_and_the_server_still_serves) {
+  auto target = dir_ / "victim";
+  { std::ofstream(target) << "precious\n"; }
+  fs::create_symlink(target, pid_file());
+  server_ = std::make_unique<child>(child::spec{argv()});
+  ASSERT_TRUE(server_->wait_for_output("listening on", deadline::after(15s))) << server_->output();
+  auto r = http_get(port_, std::string_view("/"));
+  bool serving = r && r->status == 200;
+  bool logged = server_->wait_for_output("pid file", deadline::after(1s));
+  // Not followed: the symlink was replaced by a regular file (written beside it, renamed
+  // over it), or refused with an error in the log.
+  bool replaced = fs::is_regular_file(fs::symlink_status(pid_file())) && pid() == server_->pid();
+  figure(std::string("pid file symlink: victim ") + (read_file(target.string()) == "precious\n" ? "untouched" : "OVERWRITTEN") +
+         ", symlink replaced by a regular file " + (replaced ? "yes" : "no") + ", serving " + (serving ? "yes" : "no") +
+         ", error logged " + (logged ? "yes" : "no"));
+  EXPECT_EQ(read_file(target.string()), "precious\n");
+  EXPECT_TRUE(serving);
+  EXPECT_TRUE(replaced || logged) << server_->output();
+}
+
+TEST_F(upgrade_faults, an_unwritable_pid_file_directory_is_a_clear_error_and_the_server_still_serves) {
+  // Root ignores permission bits, so "unwritable" is a directory path through a regular file.
+  auto file = dir_ / "not-a-dir";
+  { std::ofstream(file) << "x"; }
+  auto a = argv();
+  a.back() = (file / "server.pid").string();
+  server_ = std::make_unique<child>(child::spec{a});
+  ASSERT_TRUE(server_->wait_for_output("listening on", deadline::after(15s))) << server_->output();
+  bool logged = server_->wait_for_output("cannot write pid file", deadline::after(5s));
+  auto r = http_get(port_, std::string_view("/"));
+  figure(std::string("unwritable pid file dir: error logged ") + (logged ? "yes" : "no") + ", serving " +
+         (r && r->status == 200 ? "yes" : "no"));
+  EXPECT_TRUE(logged) << server_->output();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+}
+
+TEST_F(upgrade_faults, the_takeover_socket_is_private_and_refuses_a_peer_of_another_uid) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to connect as another uid";
+  auto sock = (dir_ / "takeover.sock").string();
+  start({"--takeover-socket", sock});
+  ASSERT_TRUE(eventually([&] { return fs::exists(sock); }, deadline::after(5s)));
+  struct stat sb{};
+  ASSERT_EQ(::stat(sock.c_str(), &sb), 0);
+  unsigned mode = sb.st_mode & 07777;
+  // Loosen the mode so that the kernel lets the other user connect: SO_PEERCRED must refuse.
+  ASSERT_EQ(::chmod(sock.c_str(), 0666), 0);
+  ASSERT_EQ(::chmod(dir_.c_str(), 0755), 0);
+  pid_t p = ::fork();
+  if (p == 0) {
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) _exit(10);
+    int s = ::socket(AF_UNIX, SOCK_SEQPACKET, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strncpy(a.sun_path, sock.c_str(), sizeof a.sun_path - 1);
+    if (::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) _exit(11);
+    std::string hello = "GRACEFUL-TAKEOVER 1 " + std::to_string(::getpid());
+    ::send(s, hello.data(), hello.size(), MSG_NOSIGNAL);
+    char buf[512] = {};
+    char ctrl[CMSG_SPACE(sizeof(int) * 8)];
+    iovec iov{buf, sizeof buf - 1};
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = ctrl;
+    m.msg_controllen = sizeof ctrl;
+    ssize_t n = ::recvmsg(s, &m, 0);
+    _exit(n >= 0 && m.msg_controllen == 0 ? 0 : 12);  // refused: no descriptors came back
+  }
+  int st = 0;
+  ASSERT_EQ(::waitpid(p, &st, 0), p);
+  bool refused_logged = server_->wait_for_output("takeover refused", deadline::after(5s));
+  auto r = http_get(port_, std::string_view("/"));
+  char mode_text[8];
+  std::snprintf(mode_text, sizeof mode_text, "%04o", mode);
+  figure(std::string("takeover socket: mode ") + mode_text + "; uid 65534 " +
+         (WIFEXITED(st) && WEXITSTATUS(st) == 0 ? "got no fds" : "GOT FDS or could not try") + ", refusal logged " +
+         (refused_logged ? "yes" : "no") + ", old still serving " + (r && r->status == 200 && pid() == server_->pid() ? "yes" : "no"));
+  EXPECT_EQ(mode & 0077, 0u) << "group/other may not connect";
+  ASSERT_TRUE(WIFEXITED(st));
+  EXPECT_EQ(WEXITSTATUS(st), 0) << "10/11: could not try; 12: was handed descriptors";
+  EXPECT_TRUE(refused_logged) << server_->output();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(pid(), server_->pid());
+}
