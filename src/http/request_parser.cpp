@@ -77,6 +77,10 @@ struct request_parser::impl final : bhttp::basic_parser<true> {
   }
   void on_field_impl(bhttp::field f, boost::beast::string_view name, boost::beast::string_view value,
                      error_code& ec) override {
+    // Trailer fields of a chunked body arrive here too, after on_header_impl made the
+    // request's views into the arena: appending would reallocate it under them (found by
+    // fuzz/http_server_fuzz). Trailers are dropped, as RFC 9110 6.5.1 allows.
+    if (is_header_done()) return;
     std::string_view v{value.data(), value.size()};
     if (f == bhttp::field::transfer_encoding && !only_chunked(v)) {
       why = refusal::unsupported_coding;
