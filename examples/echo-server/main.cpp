@@ -5,9 +5,11 @@
 //   2. register a shutdown hook that asks the loop to stop accepting and waits, bounded by
 //      the deadline it receives, until every connection has finished its echo;
 //   3. run the loop on its own thread and call lc.run() in main; return its exit code.
+// Zero-downtime upgrades add one more: the listening socket comes from graceful::upgrade
+// (inherited on SIGHUP, created otherwise) and attach() + ready() wire SIGHUP to an upgrade.
 // Everything else is an ordinary Asio echo server.
 //
-//   echo-server --listen 127.0.0.1:9000 --shutdown-timeout 25s --drain-delay 0s
+//   echo-server --listen 127.0.0.1:9000 --shutdown-timeout 25s --drain-delay 0s --pid-file echo.pid
 #include <array>
 #include <charconv>
 #include <condition_variable>
@@ -25,6 +27,7 @@
 
 #include <graceful/core/duration.hpp>
 #include <graceful/lifecycle/lifecycle.hpp>
+#include <graceful/upgrade/upgrader.hpp>
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
@@ -56,18 +59,23 @@ private:
 /// Accepts connections and knows when the last one is gone.
 class server {
 public:
-  server(asio::io_context& io, const tcp::endpoint& at) : io_(io), acceptor_(io, at) {}
+  /// Serves `listen_fd`, a listening socket (inherited from the previous version or new),
+  /// which it owns from then on.
+  server(asio::io_context& io, const tcp& protocol, int listen_fd) : io_(io), acceptor_(io, protocol, listen_fd) {}
 
   tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
   void start() { accept(); }
 
   /// From any thread: stop accepting, close idle connections, let busy ones finish;
   /// returns true once every connection is closed, false if `d` passed first.
-  bool shutdown(graceful::deadline d) {
-    asio::post(io_, [this] {
+  /// With `close_idle` false (after an upgrade hand-over) connections are left to end on
+  /// their own: a long-lived client stays with this process until it hangs up.
+  bool shutdown(graceful::deadline d, bool close_idle = true) {
+    asio::post(io_, [this, close_idle] {
       stopping_ = true;
       acceptor_.close();
-      for (auto& s : std::set(sessions_)) s->stop();
+      if (close_idle)
+        for (auto& s : std::set(sessions_)) s->stop();
       notify_if_idle();
     });
     std::unique_lock lk(m_);
@@ -161,12 +169,15 @@ bool parse_endpoint(const std::string& text, tcp::endpoint& out) {
 int main(int argc, char** argv) {
   CLI::App app{"TCP echo server that stops gracefully (graceful lifecycle example)"};
   std::string listen = "127.0.0.1:9000", shutdown_timeout = "25s", drain_delay = "0s", log_level = "info",
-              diag_dir;
+              diag_dir, pid_file, upgrade_timeout = "60s";
   app.add_option("--listen", listen, "address:port to listen on (port 0: any free port)")->capture_default_str();
   app.add_option("--shutdown-timeout", shutdown_timeout, "budget for the whole stop, e.g. 25s")->capture_default_str();
   app.add_option("--drain-delay", drain_delay, "keep serving this long after SIGTERM, e.g. 5s")->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
   app.add_option("--diag-dir", diag_dir, "where SIGUSR1 dumps and SIGUSR2 profiles go (default: temp dir)");
+  app.add_option("--pid-file", pid_file, "write the pid of the live process here (rewritten on upgrade)");
+  app.add_option("--upgrade-timeout", upgrade_timeout, "on SIGHUP, how long the new binary may take to be ready")
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -184,6 +195,8 @@ int main(int argc, char** argv) {
   if (!timeout || timeout->count() == 0) return bad("--shutdown-timeout: expected a positive duration like 25s");
   auto delay = graceful::parse_duration(drain_delay);
   if (!delay) return bad("--drain-delay: expected a duration like 5s");
+  auto up_timeout = graceful::parse_duration(upgrade_timeout);
+  if (!up_timeout || up_timeout->count() == 0) return bad("--upgrade-timeout: expected a positive duration like 60s");
   auto level = spdlog::level::from_str(log_level);
   if (level == spdlog::level::off && log_level != "off") return bad("--log-level: unknown level '" + log_level + "'");
   spdlog::set_level(level);
@@ -195,12 +208,28 @@ int main(int argc, char** argv) {
   opts.diag_dir = diag_dir;
   graceful::lifecycle::lifecycle lc(opts);
 
+  // The listening socket through the upgrade layer: inherited from the process that started
+  // this one on SIGHUP (or from systemd), created otherwise. The socket outlives any one
+  // process, so connections queued during an upgrade are accepted, never refused.
+  graceful::upgrade::options uo;
+  uo.pid_file = pid_file;
+  uo.upgrade_timeout = std::chrono::ceil<std::chrono::milliseconds>(*up_timeout);
+  auto up = graceful::upgrade::upgrader::create(uo);
+  if (!up) {
+    spdlog::error("cannot start: {}", up.error().message());
+    return 1;
+  }
+  auto fd = up.value()->listen("echo", listen);
+  if (!fd) {
+    spdlog::error("cannot listen on {}: {}", listen, fd.error().message());
+    return 1;
+  }
   asio::io_context io;
   std::unique_ptr<server> srv;
   try {
-    srv = std::make_unique<server>(io, at);
+    srv = std::make_unique<server>(io, at.protocol(), fd.value().release());
   } catch (const boost::system::system_error& e) {
-    spdlog::error("cannot listen on {}: {}", listen, e.code().message());
+    spdlog::error("cannot serve {}: {}", listen, e.code().message());
     return 1;
   }
   srv->start();
@@ -209,11 +238,23 @@ int main(int argc, char** argv) {
 
   // 2. Shutdown: stop accepting, finish every echo in flight, within the deadline.
   auto on_stop = lc.on_shutdown("echo-server", [&](graceful::deadline d) {
+    // After a hand-over the new process serves new clients; connections here may run until
+    // they end, and are closed (idle ones at once) only shortly before the deadline.
+    if (up.value()->current_state() == graceful::upgrade::state::handed_over && !d.is_never()) {
+      if (srv->shutdown(graceful::deadline(d.when() - std::chrono::milliseconds(500)), false)) return;
+      spdlog::info("echo-server: closing the connections still open near the deadline");
+    }
     if (!srv->shutdown(d)) spdlog::warn("echo-server: connections still open at the deadline");
   });
 
   // 3. The loop on its own thread (it inherits the lifecycle's signal mask); main waits.
   std::thread loop([&] { io.run(); });
+  // 4. Upgrades: SIGHUP starts the binary at the path this one was started from; once it
+  //    serves, this process stops accepting and drains (long-lived connections stay here
+  //    until they end or the shutdown deadline). ready() writes the pid file and tells the
+  //    parent, if any, that this process serves.
+  auto on_upgrade = up.value()->attach(lc);
+  (void)up.value()->ready();
   int code = lc.run();
   io.stop();
   loop.join();

@@ -308,6 +308,50 @@ TEST_F(server_upgrade, a_systemd_socket_on_another_address_than_listen_is_a_clea
       << c.output();
 }
 
+// The echo example: a long-lived TCP connection stays with the old process (which keeps
+// echoing on it) while new connections go to the new one; the old exits when it ends.
+TEST_F(server_upgrade, echo_server_upgrades_and_long_lived_connections_stay_with_the_old_process) {
+  fs::copy_file(gt::bin("echo-server"), dir_ / "echo-server");
+  server_ = std::make_unique<gt::child>(gt::child::spec{{(dir_ / "echo-server").string(), "--listen",
+                                                         "127.0.0.1:" + std::to_string(port_), "--pid-file",
+                                                         pid_file(), "--shutdown-timeout", "20s"}});
+  first_pid_ = server_->pid();
+  ASSERT_TRUE(gt::eventually([&] { return pid() == first_pid_; }, deadline::after(10s))) << server_->output();
+  auto open_conn = [&] {
+    int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port_));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    timeval tv{5, 0};
+    ::setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    EXPECT_EQ(::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    return s;
+  };
+  auto echo = [](int s, const std::string& text) {
+    ::send(s, text.data(), text.size(), MSG_NOSIGNAL);
+    char buf[64] = {};
+    ssize_t n = ::recv(s, buf, sizeof buf, 0);
+    return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+  };
+  int old_conn = open_conn();
+  ASSERT_EQ(echo(old_conn, "before"), "before");
+  ::kill(first_pid_, SIGHUP);
+  ASSERT_TRUE(gt::eventually([&] { return pid() != first_pid_ && pid() > 0; }, deadline::after(10s)))
+      << server_->output();
+  int new_conn = open_conn();
+  EXPECT_EQ(echo(new_conn, "new"), "new");
+  // The old process has stopped accepting and is draining; it still serves the connection it had.
+  ASSERT_TRUE(server_->wait_for_output("phase shutting_down started", deadline::after(5s))) << server_->output();
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(echo(old_conn, "still here"), "still here");
+  EXPECT_TRUE(gt::alive(first_pid_));
+  ::close(old_conn);
+  EXPECT_EQ(server_->wait(deadline::after(10s)), 0) << server_->output();
+  EXPECT_EQ(echo(new_conn, "after"), "after");
+  ::close(new_conn);
+}
+
 // systemd's side of sd_notify: a datagram socket at NOTIFY_SOCKET collecting messages.
 class notify_socket {
 public:
