@@ -201,6 +201,8 @@ TEST_F(server_upgrade, bad_upgrade_flags_exit_2) {
 TEST_F(server_upgrade, takeover_by_a_server_started_by_hand) {
   auto sock = (dir_ / "takeover.sock").string();
   start({"--takeover-socket", sock});
+  // ready() writes the pid file first, then offers the takeover socket.
+  ASSERT_TRUE(gt::eventually([&] { return fs::exists(sock); }, deadline::after(5s)));
   gt::child next(gt::child::spec{{(dir_ / "graceful-server").string(), "--listen",
                                   "127.0.0.1:" + std::to_string(port_), "--pid-file", pid_file(), "--takeover", sock,
                                   "--takeover-socket", sock, "--threads", "1"}});
