@@ -200,3 +200,22 @@ TEST(http_server, counts_responses_by_status) {
   EXPECT_EQ(m[200], 1u);
   EXPECT_EQ(m[404], 1u);
 }
+
+TEST(http_server, beyond_max_connections_clients_wait_in_the_backlog_instead_of_being_refused) {
+  http::options o = test_server::small_options();
+  o.threads = 1;
+  o.max_connections = 1;
+  test_server ts(o);
+  auto first = std::make_unique<http_conn>(ts.port);
+  ASSERT_TRUE(first->send(get_request("/")));
+  ASSERT_TRUE(first->read_response(secs(5)));
+  http_conn second(ts.port);  // the kernel completes the handshake; the server does not accept yet
+  ASSERT_TRUE(second.connected());
+  ASSERT_TRUE(second.send(get_request("/")));
+  EXPECT_FALSE(second.read_response(deadline::after(std::chrono::milliseconds(200))));
+  EXPECT_EQ(second.last_end(), read_end::timeout);
+  first.reset();  // a slot frees up: the waiting client is accepted and answered
+  auto r = second.read_response(secs(5));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+}
