@@ -14,6 +14,9 @@ pkgs=(
   libsystemd-dev          # sd_notify, sd_listen_fds_with_names
   libunwind-dev
   binutils                # addr2line symbolises stack dumps
+  libnghttp2-dev          # HTTP/2 framing, HPACK, flow control
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc   # graceful::grpc
+  ccache
 )
 # Real clients and peers used by tests and benchmarks.
 pkgs+=(
@@ -22,6 +25,8 @@ pkgs+=(
   gnuplot-nox procps iproute2 lsof python3 python3-yaml
   jq                         # bench/restart.sh reads graceful-bench --json
   clang libclang-rt-14-dev   # libFuzzer target
+  golang-golang-x-net-dev golang-google-grpc-dev golang-goprotobuf-dev  # Go h2c and grpc-go clients/peers
+  podman runc debootstrap uidmap slirp4netns   # tests/container
 )
 
 missing=()

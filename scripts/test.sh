@@ -20,7 +20,14 @@ case "$sanitize" in
 esac
 
 ./scripts/install-deps.sh
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+launcher=()
+if command -v ccache >/dev/null; then
+  # Worktrees and clean clones side by side share one cache: paths are hashed relative to
+  # the folder that holds them.
+  export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$(dirname "$PWD")}"
+  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+fi
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "${launcher[@]}" \
   -DGRACEFUL_WERROR=ON -DGRACEFUL_SANITIZE="$sanitize" >/dev/null
 cmake --build "$build"
 
