@@ -42,7 +42,7 @@ bool go_installed() {
 }
 
 // The repository, from this file's path (CMake compiles with absolute source paths).
-fs::path repo_dir() { return fs::path(__FILE__).parent_path().parent_path().parent_path(); }
+fs::path repo_dir() { return fs::path(GRACEFUL_SOURCE_DIR); }
 
 // Builds go-http with bench/peers/build.sh next to the project's bin dir (cached by mtime, so
 // only the first test pays the few seconds a Go build takes). Returns the binary or "".

@@ -17,7 +17,7 @@ std::string go_worker() { return bin("graceful-run-go-worker"); }
 std::string go_http() {
   namespace fs = std::filesystem;
   const fs::path out = fs::path(bin_dir()).parent_path() / "bench-peers";
-  const fs::path script = fs::path(__FILE__).parent_path().parent_path().parent_path() / "bench/peers/build.sh";
+  const fs::path script = fs::path(GRACEFUL_SOURCE_DIR) / "bench/peers/build.sh";
   if (!fs::exists(script)) return "";
   child b({{"/bin/sh", "-c", "exec \"$0\" \"$1\" go-http", script.string(), out.string()}});
   if (b.wait(deadline::after(110s)) != 0) {
