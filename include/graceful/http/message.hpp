@@ -14,7 +14,7 @@
 
 namespace graceful::http {
 
-namespace detail { class request_parser; class connection; }
+namespace detail { class request_parser; class connection; class h2_session; }
 
 /// One header field as received (value without surrounding whitespace).
 struct header_field {
@@ -53,6 +53,7 @@ public:
 private:
   friend class detail::request_parser;
   friend class detail::connection;
+  friend class detail::h2_session;
   std::string_view method_, target_, path_, query_;
   int version_ = 11;
   bool keep_alive_ = true;
