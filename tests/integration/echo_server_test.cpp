@@ -18,11 +18,7 @@ using namespace std::chrono_literals;
 namespace {
 
 int listening_port(child& c) {
-  if (!c.wait_for_output("listening on 127.0.0.1:", deadline::after(5s))) return -1;
-  std::string out = c.output();
-  const std::string key = "listening on 127.0.0.1:";
-  auto at = out.find(key);
-  return at == std::string::npos ? -1 : std::atoi(out.c_str() + at + key.size());
+  return graceful::test::logged_port(c, "listening on 127.0.0.1:", deadline::after(5s));
 }
 
 int connect_to(int port) {

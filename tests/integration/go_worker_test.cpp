@@ -20,7 +20,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "http_client.hpp"
 #include "process.hpp"
+#include "sockets.hpp"
 
 namespace {
 
@@ -29,17 +31,7 @@ namespace fs = std::filesystem;
 using graceful::deadline;
 using graceful::test::child;
 
-bool go_installed() {
-  const char* path = std::getenv("PATH");
-  std::string p = path ? path : "";
-  for (std::size_t start = 0; start <= p.size();) {
-    auto end = p.find(':', start);
-    if (end == std::string::npos) end = p.size();
-    if (access((p.substr(start, end - start) + "/go").c_str(), X_OK) == 0) return true;
-    start = end + 1;
-  }
-  return false;
-}
+bool go_installed() { return !graceful::test::find_program("go").empty(); }
 
 // The repository, from this file's path (CMake compiles with absolute source paths).
 fs::path repo_dir() { return fs::path(GRACEFUL_SOURCE_DIR); }
@@ -59,34 +51,10 @@ std::string build_go_http() {
   return (out / "go-http").string();
 }
 
-// An fd that closes itself.
-struct unique_fd {
-  int fd = -1;
-  explicit unique_fd(int f) : fd(f) {}
-  ~unique_fd() {
-    if (fd >= 0) close(fd);
-  }
-  unique_fd(const unique_fd&) = delete;
-  unique_fd& operator=(const unique_fd&) = delete;
-};
-
-// A listening TCP socket on 127.0.0.1 and a free port, as a supervisor would open it.
-int listen_loopback(int& port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(fd, 64) != 0) return -1;
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  port = ntohs(a.sin_port);
-  return fd;
-}
-
 // A datagram socket at a fresh path, playing systemd's NOTIFY_SOCKET.
 struct notify_socket {
   std::string dir, path;
-  unique_fd fd{socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)};
+  graceful::test::owned_fd fd{socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)};
   notify_socket() {
     char tmpl[] = "/tmp/graceful-go-worker-XXXXXX";
     dir = mkdtemp(tmpl) ? tmpl : "";
@@ -94,7 +62,7 @@ struct notify_socket {
     sockaddr_un a{};
     a.sun_family = AF_UNIX;
     path.copy(a.sun_path, sizeof a.sun_path - 1);
-    if (bind(fd.fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) path.clear();
+    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) path.clear();
   }
   ~notify_socket() {
     if (!path.empty()) unlink(path.c_str());
@@ -102,58 +70,23 @@ struct notify_socket {
   }
   // The next state line, or "" if none arrives before `d`.
   std::string receive(deadline d) const {
-    pollfd p{fd.fd, POLLIN, 0};
+    pollfd p{fd.get(), POLLIN, 0};
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d.remaining()).count();
     if (poll(&p, 1, static_cast<int>(ms)) != 1) return "";
     char buf[256];
-    auto n = recv(fd.fd, buf, sizeof buf, 0);
+    auto n = recv(fd.get(), buf, sizeof buf, 0);
     return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "";
   }
 };
-
-// Connects to 127.0.0.1:port and sends one HTTP/1.1 request with Connection: close.
-// Returns the connected socket (-1 on error); reads time out after 5 s.
-int send_get(int port, const std::string& target) {
-  int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  timeval tv{5, 0};
-  setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  const std::string req = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-  if (connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      send(s, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
-    close(s);
-    return -1;
-  }
-  return s;
-}
-
-// Everything the server sends until it closes (or 5 s of silence); closes `s`.
-std::string read_response(int s) {
-  unique_fd fd(s);
-  std::string resp;
-  char buf[4096];
-  for (ssize_t n; s >= 0 && (n = recv(s, buf, sizeof buf, 0)) > 0;) resp.append(buf, static_cast<std::size_t>(n));
-  return resp;
-}
-
-std::string http_get(int port, const std::string& target) { return read_response(send_get(port, target)); }
 
 // Starts go-http -listen-fds with `listener` as fd 3, the way systemd or graceful-run would:
 // LISTEN_FDS=1 and LISTEN_PID set to the worker's own pid (the shell execs, keeping its $$).
 // `listen_pid` overrides LISTEN_PID to test a mismatch.
 std::unique_ptr<child> start_worker(const std::string& go_http, int listener, const std::string& notify,
                                     const std::string& listen_pid = "$$") {
-  const std::string fd = std::to_string(listener);
-  const std::string move_fd = listener == 3 ? "" : "exec 3<&" + fd + " " + fd + "<&-; ";
   std::vector<std::string> env;
   if (!notify.empty()) env.push_back("NOTIFY_SOCKET=" + notify);
-  return std::make_unique<child>(child::spec{
-      .argv = {"/bin/sh", "-c", move_fd + "LISTEN_FDS=1 LISTEN_PID=" + listen_pid + " exec \"$0\" -listen-fds", go_http},
-      .env_add = env,
-      .keep_fds = {listener}});
+  return std::make_unique<child>(graceful::test::socket_activated({go_http, "-listen-fds"}, listener, "", env, listen_pid));
 }
 
 class go_worker : public ::testing::Test {
@@ -162,28 +95,26 @@ protected:
     if (!go_installed()) GTEST_SKIP() << "go not installed (Debian: golang-go)";
     go_http_ = build_go_http();
     ASSERT_FALSE(go_http_.empty());
-    listener_ = listen_loopback(port_);
-    ASSERT_GE(listener_, 0);
-  }
-  void TearDown() override {
-    if (listener_ >= 0) close(listener_);
+    listener_ = graceful::test::listen_tcp("127.0.0.1", 64);
+    ASSERT_TRUE(listener_.fd);
+    port_ = listener_.port;
   }
   std::string go_http_;
-  int listener_ = -1;
+  graceful::test::listening_socket listener_;
   int port_ = 0;
 };
 
 TEST_F(go_worker, serves_on_the_socket_passed_by_listen_fds_and_signals_ready_then_stopping) {
   notify_socket notify;
   ASSERT_FALSE(notify.path.empty());
-  auto w = start_worker(go_http_, listener_, notify.path);
+  auto w = start_worker(go_http_, listener_.fd.get(), notify.path);
 
   EXPECT_EQ(notify.receive(deadline::after(10s)), "READY=1") << w->output();
-  const std::string root = http_get(port_, "/");
+  const std::string root = graceful::test::http_get_text(port_, "/");
   EXPECT_EQ(root.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << root;
   EXPECT_NE(root.find("\r\n\r\nHello, World!\n"), std::string::npos) << root;
   // The test process still holds the same listening socket: /pid proves the worker accepted.
-  EXPECT_NE(http_get(port_, "/pid").find("\r\n\r\n" + std::to_string(w->pid()) + "\n"), std::string::npos);
+  EXPECT_NE(graceful::test::http_get_text(port_, "/pid").find("\r\n\r\n" + std::to_string(w->pid()) + "\n"), std::string::npos);
 
   w->signal(SIGTERM);
   EXPECT_EQ(notify.receive(deadline::after(5s)), "STOPPING=1");
@@ -191,25 +122,27 @@ TEST_F(go_worker, serves_on_the_socket_passed_by_listen_fds_and_signals_ready_th
 }
 
 TEST_F(go_worker, refuses_listen_fds_addressed_to_another_pid) {
-  auto w = start_worker(go_http_, listener_, "", "1");
+  auto w = start_worker(go_http_, listener_.fd.get(), "", "1");
   EXPECT_EQ(w->wait(deadline::after(5s)), 1);
   EXPECT_NE(w->output().find("LISTEN_PID"), std::string::npos) << w->output();
 }
 
 TEST_F(go_worker, finishes_an_in_flight_request_after_sigterm_and_exits_zero) {
   notify_socket notify;
-  auto w = start_worker(go_http_, listener_, notify.path);
+  auto w = start_worker(go_http_, listener_.fd.get(), notify.path);
   ASSERT_EQ(notify.receive(deadline::after(10s)), "READY=1") << w->output();
 
-  const int slow_conn = send_get(port_, "/slow?ms=600");
-  ASSERT_GE(slow_conn, 0);
+  graceful::test::http_conn slow_conn(port_);
+  ASSERT_TRUE(slow_conn.connected() &&
+              slow_conn.send(graceful::test::get_request("/slow?ms=600", "Connection: close\r\n")));
   // Go accepts in order from one queue: once a later connection is answered, the slow one has
   // been accepted and its request sent, so it is in flight (not idle) when SIGTERM arrives.
-  ASSERT_EQ(http_get(port_, "/healthz").rfind("HTTP/1.1 200 OK\r\n", 0), 0u);
+  ASSERT_EQ(graceful::test::http_get_text(port_, "/healthz").rfind("HTTP/1.1 200 OK\r\n", 0), 0u);
   w->signal(SIGTERM);
-  const std::string slow = read_response(slow_conn);
-  EXPECT_EQ(slow.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << slow;
-  EXPECT_NE(slow.find("slept 600 ms"), std::string::npos) << slow;
+  auto slow = slow_conn.read_response(deadline::after(10s));
+  ASSERT_TRUE(slow) << "the in-flight request was lost";
+  EXPECT_EQ(slow->status, 200);
+  EXPECT_NE(slow->body.find("slept 600 ms"), std::string::npos) << slow->body;
   EXPECT_EQ(w->wait(deadline::after(5s)), 0) << w->output();
 }
 

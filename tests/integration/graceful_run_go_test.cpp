@@ -4,11 +4,18 @@
 // Shutdown. Skipped when `go` is not installed.
 
 #include <filesystem>
+#include <set>
 #include <map>
 
-#include "graceful_run_support.hpp"
+#include <gtest/gtest.h>
 
-namespace graceful::test::run {
+#include "graceful_run.hpp"
+#include "load.hpp"
+#include "processes.hpp"
+
+namespace graceful::test {
+
+using namespace std::chrono_literals;
 namespace {
 
 std::string go_worker() { return bin("graceful-run-go-worker"); }
@@ -145,4 +152,4 @@ TEST_F(graceful_run_go, plain_go_http_peer_restarts_ten_times_without_a_refused_
 }
 
 } // namespace
-} // namespace graceful::test::run
+} // namespace graceful::test

@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include "graceful_server.hpp"
 #include "process.hpp"
 
 using namespace graceful::test;
@@ -29,32 +30,10 @@ ran run(std::vector<std::string> argv, deadline d = deadline::after(20s)) {
   return {st, c.output()};
 }
 
-/// graceful-server on a free port, ready to serve.
-struct server_proc {
-  int port = free_port();
-  std::unique_ptr<child> proc;
-  explicit server_proc(std::vector<std::string> extra = {}) {
-    std::vector<std::string> argv{bin("graceful-server"), "--listen", "127.0.0.1:" + std::to_string(port), "--threads", "2"};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    proc = std::make_unique<child>(child::spec{argv});
-    EXPECT_TRUE(proc->wait_for_output("listening on", deadline::after(10s))) << proc->output();
-  }
-  std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port) + path; }
-};
-
 /// The absolute path of a program on PATH (child uses execve, which does not search PATH).
 std::string program(const std::string& name) {
-  std::string path = std::getenv("PATH") ? std::getenv("PATH") : "/usr/bin:/bin";
-  size_t start = 0;
-  while (start <= path.size()) {
-    auto end = path.find(':', start);
-    auto dir = path.substr(start, end == std::string::npos ? std::string::npos : end - start);
-    auto full = dir + "/" + name;
-    if (!dir.empty() && ::access(full.c_str(), X_OK) == 0) return full;
-    if (end == std::string::npos) break;
-    start = end + 1;
-  }
-  return "/usr/bin/" + name;
+  auto p = find_program(name);
+  return p.empty() ? "/usr/bin/" + name : p;
 }
 
 /// curl prints the body, then a line with the status code.

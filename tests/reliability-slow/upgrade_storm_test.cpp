@@ -19,10 +19,11 @@
 
 #include "process.hpp"
 #include "processes.hpp"
-#include "../reliability/reliability_support.hpp"
+#include "figure.hpp"
+#include "graceful_server.hpp"
 
 using namespace graceful::test;
-using namespace graceful::test::rel;
+using namespace std::chrono_literals;
 using graceful::deadline;
 namespace fs = std::filesystem;
 
@@ -46,16 +47,11 @@ struct load {
 TEST(upgrade_storm, fifty_sighup_upgrades_under_get_post_keep_alive_and_close_load_fail_no_request) {
   const int upgrades = sanitized ? 10 : 50;
   if (sanitized) std::printf("sanitizer build: scaled down to %d upgrades\n", upgrades);
-  become_subreaper();
-  char tmpl[] = "/tmp/graceful-storm-XXXXXX";
-  fs::path dir = ::mkdtemp(tmpl);
-  fs::copy_file(bin("graceful-server"), dir / "graceful-server");
-  const int port = free_port();
-  const auto pid_file = (dir / "server.pid").string();
-  auto pid = [&] { return static_cast<pid_t>(std::atoi(read_file(pid_file).c_str())); };
-  child server(child::spec{{(dir / "graceful-server").string(), "--listen", "127.0.0.1:" + std::to_string(port),
-                            "--threads", "1", "--pid-file", pid_file, "--log-level", "warn"}});
-  ASSERT_TRUE(eventually([&] { return pid() == server.pid(); }, deadline::after(15s))) << server.output();
+  upgradable_server srv;
+  ASSERT_TRUE(srv.start({"--threads", "1"})) << srv.first().output();
+  child& server = srv.first();
+  const int port = srv.port();
+  auto pid = [&] { return srv.pid(); };
   std::this_thread::sleep_for(100ms);
   const int idle_fds = count_fds(server.pid());
   const long first_rss = rss_kib(server.pid());
@@ -63,7 +59,7 @@ TEST(upgrade_storm, fifty_sighup_upgrades_under_get_post_keep_alive_and_close_lo
   const std::string base = "http://127.0.0.1:" + std::to_string(port);
   std::vector<load> loads;
   auto add = [&](std::string name, std::vector<std::string> args) {
-    load l{name, (dir / (name + ".json")).string(), nullptr};
+    load l{name, (srv.dir() / (name + ".json")).string(), nullptr};
     std::vector<std::string> argv{bin("graceful-bench"), "-c", "4", "-t", "1", "-d", "300s", "--json", l.json};
     argv.insert(argv.end(), args.begin(), args.end());
     l.proc = std::make_unique<child>(child::spec{argv});
@@ -143,6 +139,4 @@ TEST(upgrade_storm, fifty_sighup_upgrades_under_get_post_keep_alive_and_close_lo
   ::kill(live, SIGTERM);
   EXPECT_TRUE(wait_gone(live, deadline::after(15s)));
   reap_exited();
-  std::error_code ec;
-  fs::remove_all(dir, ec);
 }

@@ -13,10 +13,12 @@
 
 #include "http_client.hpp"
 #include "process.hpp"
-#include "reliability_support.hpp"
+#include "processes.hpp"
+#include "figure.hpp"
+#include "graceful_server.hpp"
 
 using namespace graceful::test;
-using namespace graceful::test::rel;
+using namespace std::chrono_literals;
 using graceful::deadline;
 
 TEST(fd_exhaustion, accept_loop_backs_off_without_spinning_or_dying_and_serves_again_when_fds_free_up) {

@@ -10,16 +10,18 @@
 
 #include "http_client.hpp"
 #include "process.hpp"
-#include "reliability_support.hpp"
+#include "processes.hpp"
+#include "figure.hpp"
+#include "graceful_server.hpp"
 
 using namespace graceful::test;
-using namespace graceful::test::rel;
+using namespace std::chrono_literals;
 using graceful::deadline;
 
 TEST(idle_connections, ten_thousand_idle_keep_alive_connections_cost_little_and_all_get_a_fin_on_shutdown) {
   const int n = sanitized ? 2000 : 10000;
   if (sanitized) std::printf("sanitizer build: scaled down to %d connections\n", n);
-  ASSERT_GE(raise_nofile(static_cast<rlim_t>(n) + 512), static_cast<rlim_t>(n) + 256) << "RLIMIT_NOFILE too low";
+  ASSERT_GE(raise_nofile(static_cast<unsigned long>(n) + 512), static_cast<unsigned long>(n) + 256) << "RLIMIT_NOFILE too low";
   // The server's own limit: the shell raises its soft limit to the hard one before exec.
   server_proc s({"--shutdown-timeout", "20s"}, "ulimit -n " + std::to_string(n + 512));
   // Warm up each thread's buffers so that the figure is per connection, not start-up.

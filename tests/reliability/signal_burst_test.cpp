@@ -12,44 +12,25 @@
 #include "http_client.hpp"
 #include "process.hpp"
 #include "processes.hpp"
-#include "reliability_support.hpp"
+#include "figure.hpp"
+#include "graceful_server.hpp"
+#include "temp_dir.hpp"
 
 using namespace graceful::test;
-using namespace graceful::test::rel;
+using namespace std::chrono_literals;
 using graceful::deadline;
 namespace fs = std::filesystem;
 
-namespace {
-
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    char tmpl[] = "/tmp/graceful-burst-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  int files() const {
-    int n = 0;
-    for ([[maybe_unused]] const auto& e : fs::directory_iterator(path)) ++n;
-    return n;
-  }
-};
-
-} // namespace
-
 TEST(signal_burst, a_hundred_sigusr1_and_sigusr2_leave_the_server_serving) {
-  temp_dir diag;
-  server_proc s({"--diag-dir", diag.path.string()});
+  temp_dir diag("burst");
+  server_proc s({"--diag-dir", diag.path().string()});
   for (int i = 0; i < 100; ++i) s.proc->signal(i % 2 ? SIGUSR2 : SIGUSR1);
   // The signal thread works through what arrived (a thread dump takes a few seconds to
   // symbolize); meanwhile, and after, requests are served.
   bool dumped = eventually([&] { return diag.files() >= 1; }, deadline::after(20s));
   int ok = 0;
   for (int i = 0; i < 20; ++i) {
-    auto r = http_get(s.port, std::string_view("/"));
+    auto r = http_get(s.port, "/");
     if (r && r->status == 200) ++ok;
   }
   bool alive_now = !s.proc->exited();
@@ -65,8 +46,8 @@ TEST(signal_burst, a_hundred_sigusr1_and_sigusr2_leave_the_server_serving) {
 
 TEST(signal_burst, a_hundred_mixed_signals_with_sigterm_end_in_a_documented_exit_with_at_most_one_serving_successor) {
   become_subreaper();  // an upgrade a SIGHUP may start must not outlive the test
-  temp_dir diag;
-  server_proc s({"--diag-dir", diag.path.string(), "--shutdown-timeout", "5s"});
+  temp_dir diag("burst");
+  server_proc s({"--diag-dir", diag.path().string(), "--shutdown-timeout", "5s"});
   const int sigs[] = {SIGHUP, SIGUSR1, SIGTERM, SIGUSR2};
   for (int i = 0; i < 100; ++i) s.proc->signal(sigs[i % 4]);
   auto st = s.proc->wait(deadline::after(20s));
@@ -80,7 +61,7 @@ TEST(signal_burst, a_hundred_mixed_signals_with_sigterm_end_in_a_documented_exit
     EXPECT_EQ(left.size(), 1u) << "more than one process left";
     for (std::size_t i = 1; i < left.size(); ++i) kill_and_reap(left[i]);
     pid_t successor = left[0];
-    auto r = http_get(s.port, std::string_view("/"));
+    auto r = http_get(s.port, "/");
     outcome = std::string("an upgrade completed first; the successor serves: ") + (r && r->status == 200 ? "yes" : "NO");
     EXPECT_TRUE(r && r->status == 200) << s.proc->output().substr(0, 6000);
     ::kill(successor, SIGTERM);

@@ -16,10 +16,12 @@
 
 #include "http_client.hpp"
 #include "process.hpp"
-#include "reliability_support.hpp"
+#include "processes.hpp"
+#include "figure.hpp"
+#include "graceful_server.hpp"
 
 using namespace graceful::test;
-using namespace graceful::test::rel;
+using namespace std::chrono_literals;
 namespace http = graceful::http;
 using graceful::deadline;
 using clock_type = std::chrono::steady_clock;

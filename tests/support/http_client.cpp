@@ -41,6 +41,8 @@ bool http_conn::send(std::string_view bytes) {
     auto n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
+      err_ = errno;
+      end_ = errno == ECONNRESET || errno == EPIPE ? read_end::reset : read_end::error;
       return false;
     }
     bytes.remove_prefix(static_cast<size_t>(n));
@@ -175,6 +177,18 @@ std::optional<http_response> http_get(int port, std::string_view path) {
   http_conn c(port);
   if (!c.connected() || !c.send(get_request(path, "Connection: close\r\n"))) return std::nullopt;
   return c.read_response(graceful::deadline::after(std::chrono::seconds(5)));
+}
+
+std::string fetch(int port, std::string_view request) {
+  http_conn c(port);
+  if (!c.connected() || (!request.empty() && !c.send(request))) return {};
+  // Bounded: a test must never hang on a server that stopped answering.
+  auto end = c.read_until_close(graceful::deadline::after(std::chrono::seconds(5)));
+  return end == read_end::eof ? c.leftover() : std::string();
+}
+
+std::string http_get_text(int port, std::string_view path) {
+  return fetch(port, get_request(path, "Connection: close\r\n"));
 }
 
 } // namespace graceful::test

@@ -40,7 +40,7 @@ public:
   int errno_value() const noexcept { return err_; }
   int fd() const noexcept { return fd_; }
 
-  /// Sends all of `bytes`. False on error.
+  /// Sends all of `bytes`. False on error (errno_value() and last_end() say which).
   bool send(std::string_view bytes);
   /// Reads one full response (Content-Length, chunked, or until EOF) until `d`.
   /// nullopt if the connection ended or timed out first (see last_end()).
@@ -68,7 +68,15 @@ private:
 /// "GET path HTTP/1.1" with Host, plus `extra` header lines (each ending in \r\n).
 std::string get_request(std::string_view path, std::string_view extra = {});
 
-/// Connects, sends one GET, reads the response (5 s budget).
+/// Connects, sends one GET with Connection: close, reads the parsed response (5 s budget).
+/// nullopt when the connection was refused, reset or ended before a full response.
 std::optional<http_response> http_get(int port, std::string_view path);
+
+/// Connects to 127.0.0.1:port, sends `request` (if any) and returns every byte received until
+/// EOF (5 s at most): the raw text a user would see. Empty when the connection was refused or
+/// reset, so a test can assert "served" or "not served" without parsing.
+std::string fetch(int port, std::string_view request = {});
+/// fetch() of "GET path" with Connection: close: the unparsed response text, or "".
+std::string http_get_text(int port, std::string_view path = "/");
 
 } // namespace graceful::test

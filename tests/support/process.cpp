@@ -1,5 +1,6 @@
 #include "process.hpp"
 
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -138,6 +139,53 @@ int free_port() {
   getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
   ::close(s);
   return ntohs(a.sin_port);
+}
+
+std::string find_program(const std::string& name) {
+  std::string path = std::getenv("PATH") ? std::getenv("PATH") : "/usr/bin:/bin";
+  for (std::size_t start = 0; start <= path.size();) {
+    auto end = path.find(':', start);
+    if (end == std::string::npos) end = path.size();
+    auto dir = path.substr(start, end - start);
+    auto full = dir + "/" + name;
+    if (!dir.empty() && ::access(full.c_str(), X_OK) == 0) return full;
+    start = end + 1;
+  }
+  return "";
+}
+
+std::vector<long> numbers_in(const std::string& text, const std::string& before, const std::string& after) {
+  // No std::regex: GCC 12 warns inside it under the sanitizers.
+  std::vector<long> out;
+  for (auto p = text.find(before); p != std::string::npos; p = text.find(before, p + 1)) {
+    auto q = p + before.size();
+    auto e = q;
+    while (e < text.size() && std::isdigit(static_cast<unsigned char>(text[e]))) ++e;
+    if (e > q && text.compare(e, after.size(), after) == 0) out.push_back(std::stol(text.substr(q, e - q)));
+  }
+  return out;
+}
+
+std::vector<pid_t> pids_in(const std::string& text, const std::string& before, const std::string& after) {
+  std::vector<pid_t> out;
+  for (long n : numbers_in(text, before, after)) out.push_back(static_cast<pid_t>(n));
+  return out;
+}
+
+int count_of(const std::string& text, const std::string& needle) {
+  int n = 0;
+  for (auto p = text.find(needle); p != std::string::npos; p = text.find(needle, p + 1)) ++n;
+  return n;
+}
+
+int logged_port(const child& c, const std::string& before, graceful::deadline d) {
+  int port = -1;
+  eventually([&] {
+    auto found = numbers_in(c.output(), before);
+    if (!found.empty()) port = static_cast<int>(found.front());
+    return port > 0;
+  }, d);
+  return port;
 }
 
 } // namespace graceful::test

@@ -55,8 +55,23 @@ private:
 
 /// Number of open fds of a process (from /proc/PID/fd).
 int count_fds(pid_t pid);
-/// A free TCP port on 127.0.0.1 (bound then released; good enough for tests).
+/// DEPRECATED, racy (bind, close, hand on: another process may take the port in between).
+/// Kept only for tests/integration/graceful_bench_test.cpp until it moves to port 0; use
+/// port 0 and logged_port() or listen_tcp() (sockets.hpp) instead.
 int free_port();
+/// The absolute path of `name` on $PATH (child uses execve, which does not search PATH), or
+/// "" when it is not installed.
+std::string find_program(const std::string& name);
+/// Every number N in `text` written as "<before>N<after>", in order (pids in a log).
+std::vector<long> numbers_in(const std::string& text, const std::string& before, const std::string& after = "");
+/// numbers_in() as pids: the pids a log names, e.g. pids_in(log, "worker ", " ready").
+std::vector<pid_t> pids_in(const std::string& text, const std::string& before, const std::string& after);
+/// How often `needle` occurs in `text`.
+int count_of(const std::string& text, const std::string& needle);
+/// Waits until `c` has printed `before` followed by a number and returns that number (the
+/// port a program logged, e.g. graceful-server's "(port " or echo-server's
+/// "listening on 127.0.0.1:"), or -1 when it did not within `d`.
+int logged_port(const child& c, const std::string& before, graceful::deadline d);
 /// Polls `pred` every 10 ms until true or `d` passes.
 template <class Pred> bool eventually(Pred pred, graceful::deadline d) {
   while (!pred()) {

@@ -1,6 +1,7 @@
 #pragma once
-// Test support for programs that start processes of their own (upgrades): the test becomes
-// the reaper of its orphaned descendants so it can check that none is left or a zombie.
+// Test support: processes as /proc shows them, and programs that start processes of their own
+// (upgrades): the test becomes the reaper of its orphaned descendants so it can check that none
+// is left or a zombie.
 
 #include <string>
 #include <vector>
@@ -26,11 +27,17 @@ int reap_exited();
 void kill_and_reap(pid_t pid);
 /// Waits until `pid` has exited (and reaps it if ours) or `d` passes.
 bool wait_gone(pid_t pid, graceful::deadline d);
-/// Connects to 127.0.0.1:port (TCP), sends `request` (if any) and reads until EOF (5 s at
-/// most). Empty string when the connection was refused or reset: a failure a user would see.
-std::string fetch(int port, const std::string& request = "");
-/// fetch() with "GET <path> HTTP/1.1" and Connection: close.
-std::string http_get(int port, const std::string& path = "/");
+/// The parent pid of `pid` (from /proc/PID/stat), or -1 when it is gone.
+pid_t parent_of(pid_t pid);
+/// How many children of `parent` are zombies (exited, not yet reaped).
+int zombies_of(pid_t parent);
+/// utime + stime of `pid` in clock ticks (from /proc/PID/stat), or -1 when gone.
+long cpu_ticks(pid_t pid);
+/// Resident set size of `pid` in KiB (VmRSS in /proc/PID/status), or -1.
+long rss_kib(pid_t pid);
+/// Raises this process's soft RLIMIT_NOFILE to at least `n` (up to the hard limit).
+/// Returns the soft limit now in force.
+unsigned long raise_nofile(unsigned long n);
 /// The port of "127.0.0.1:PORT"-style text, or 0.
 int port_of(const std::string& address);
 /// The contents of a file, empty when missing.

@@ -8,7 +8,7 @@
 
 #include <gtest/gtest.h>
 
-#include "server_fixture.hpp"
+#include "http_test_server.hpp"
 
 using namespace graceful::test;
 using graceful::deadline;

@@ -4,7 +4,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include "server_fixture.hpp"
+#include "upgrade_test_server.hpp"
 
 namespace graceful::test {
 namespace {

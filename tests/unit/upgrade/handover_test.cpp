@@ -13,7 +13,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
-#include "server_fixture.hpp"
+#include "upgrade_test_server.hpp"
 
 namespace graceful::test {
 namespace {

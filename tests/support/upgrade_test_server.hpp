@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "process.hpp"
+#include "http_client.hpp"
 #include "processes.hpp"
 
 namespace graceful::test {
