@@ -6,6 +6,8 @@
 //   3. open_listeners   THE LISTENER SEAM: the sockets to serve, through graceful::upgrade:
 //                       inherited from the process that started this one (SIGHUP upgrade),
 //                       from --takeover PATH, or from systemd; made from --listen otherwise.
+//                       Without --listen, every inherited socket is served: under socket
+//                       activation the .socket unit or graceful-run decides the addresses.
 //   4. server + attach  routes, event loops, shutdown hook, dump section, /healthz, /readyz
 //   5. upgrader         SIGHUP upgrades; ready() writes the pid file and tells the parent
 //                       (or systemd) that this process serves
@@ -37,6 +39,7 @@ namespace http = graceful::http;
 
 struct config {
   std::vector<std::string> listen{"127.0.0.1:8080"};
+  bool listen_given = false;    // --listen on the command line: inherited sockets must match it
   unsigned threads = 0;
   std::chrono::milliseconds drain_delay{0};
   std::chrono::milliseconds shutdown_timeout{25'000};
@@ -54,7 +57,8 @@ int parse_flags(int argc, char** argv, config& cfg) {
   app.set_version_flag("--version", std::string("graceful-server ") + GRACEFUL_VERSION);
   std::string drain = "0", timeout = "25s", upgrade_timeout = "60s";
   std::vector<std::string> listen;
-  app.add_option("--listen", listen, "ADDR:PORT to listen on (repeatable; default 127.0.0.1:8080)");
+  app.add_option("--listen", listen, "ADDR:PORT to listen on (repeatable; default: every socket inherited by socket activation, "
+                 "else 127.0.0.1:8080)");
   app.add_option("--threads", cfg.threads, "event loops; 0 = one per core (default 0)");
   app.add_option("--drain-delay", drain, "keep serving this long with /readyz 503 before shutting down (default 0)");
   app.add_option("--shutdown-timeout", timeout, "budget for the whole stop after the drain delay (default 25s)");
@@ -92,7 +96,10 @@ int parse_flags(int argc, char** argv, config& cfg) {
     return fail("--upgrade-timeout: not a positive duration: '" + upgrade_timeout + "' (try 30s, 2m)");
   cfg.upgrade_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*u);
   if (cfg.upgrade_timeout.count() == 0) cfg.upgrade_timeout = std::chrono::milliseconds(1);
-  if (!listen.empty()) cfg.listen = listen;
+  if (!listen.empty()) {
+    cfg.listen = listen;
+    cfg.listen_given = true;
+  }
   if (cfg.threads > 1024) return fail("--threads: at most 1024");
   if (spdlog::level::from_str(cfg.log_level) == spdlog::level::off && cfg.log_level != "off")
     return fail("--log-level: unknown level '" + cfg.log_level + "'");
@@ -122,8 +129,21 @@ std::string listener_name(std::size_t i) { return i == 0 ? "http" : "http-" + st
 
 /// THE LISTENER SEAM: every listening socket this process serves, inherited when the upgrader
 /// holds one by that name (SIGHUP upgrade, --takeover, systemd), made from --listen otherwise.
+/// With no --listen, all inherited sockets, whatever their names and addresses: a systemd
+/// .socket unit or `graceful-run --listen` alone defines where a socket-activated server
+/// listens (and a version upgraded from it inherits the same set).
 graceful::result<std::vector<listener>> open_listeners(const config& cfg, graceful::upgrade::upgrader& up) {
   std::vector<listener> out;
+  if (!cfg.listen_given) {
+    auto inherited = up.listen_inherited();
+    if (!inherited) {
+      spdlog::error("cannot serve the inherited sockets: {}", inherited.error().message());
+      return inherited.error();
+    }
+    for (auto& l : inherited.value())
+      out.push_back({graceful::upgrade::local_address(l.fd.get()), std::move(l.fd)});
+    if (!out.empty()) return out;
+  }
   for (std::size_t i = 0; i < cfg.listen.size(); ++i) {
     auto& a = cfg.listen[i];
     auto fd = up.listen(listener_name(i), a);

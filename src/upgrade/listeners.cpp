@@ -54,6 +54,15 @@ int sockopt_int(int fd, int opt) {
   return v;
 }
 
+// A datagram socket or one that never called listen() cannot be served; says why.
+bool is_listening_stream(spdlog::logger& log, int fd, std::string_view name, origin from) {
+  int type = sockopt_int(fd, SO_TYPE), acc = sockopt_int(fd, SO_ACCEPTCONN);
+  if (type == SOCK_STREAM && acc == 1) return true;
+  log.error("upgrade: inherited fd {} for '{}' (from {}) is not a listening stream socket "
+            "(SO_TYPE={}, SO_ACCEPTCONN={})", fd, name, to_string(from), type, acc);
+  return false;
+}
+
 } // namespace
 
 result<listeners> listeners::adopt(const std::vector<named_fd>& fds, origin from) {
@@ -100,12 +109,7 @@ result<unique_fd> listeners::listen(std::string_view name, std::string_view addr
     int fd = it->second.fd.get();
     // An inherited fd must be exactly what the program asks for; adopting a socket of the
     // wrong type or address would serve the wrong port silently.
-    int type = sockopt_int(fd, SO_TYPE), acc = sockopt_int(fd, SO_ACCEPTCONN);
-    if (type != SOCK_STREAM || acc != 1) {
-      log.error("upgrade: inherited fd {} for '{}' (from {}) is not a listening stream socket "
-                "(SO_TYPE={}, SO_ACCEPTCONN={})", fd, name, to_string(it->second.from), type, acc);
-      return errc::invalid_inherited_fd;
-    }
+    if (!is_listening_stream(log, fd, name, it->second.from)) return errc::invalid_inherited_fd;
     detail::sock_address bound;
     bound.len = sizeof bound.storage;
     if (::getsockname(fd, bound.get(), &bound.len) != 0) return last_errno();
@@ -142,6 +146,27 @@ result<unique_fd> listeners::listen(std::string_view name, std::string_view addr
   log.info("upgrade: listener '{}' on {}: created", name, detail::format_address(bound));
   entries_.insert_or_assign(std::string(name), entry{std::move(s), origin::created, true});
   return unique_fd(dup);
+}
+
+result<std::vector<owned_listener>> listeners::listen_inherited() {
+  auto& log = log_of(logger_);
+  // Check them all before claiming any, so a failure leaves the set as it was.
+  for (auto& [name, e] : entries_)
+    if (!e.claimed && !is_listening_stream(log, e.fd.get(), name, e.from)) return errc::invalid_inherited_fd;
+  std::vector<owned_listener> out;
+  for (auto& [name, e] : entries_) {
+    if (e.claimed) continue;
+    int dup = ::fcntl(e.fd.get(), F_DUPFD_CLOEXEC, 3);
+    if (dup < 0) return last_errno();  // those already in `out` close with it, unclaimed
+    out.push_back({name, unique_fd(dup)});
+  }
+  for (auto& l : out) {
+    auto& e = entries_.find(l.name)->second;
+    e.claimed = true;
+    log.info("upgrade: listener '{}' on {}: inherited from {} (fd {})", l.name, local_address(e.fd.get()),
+             to_string(e.from), e.fd.get());
+  }
+  return out;
 }
 
 std::vector<std::string> listeners::close_unclaimed() {

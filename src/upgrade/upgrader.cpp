@@ -214,6 +214,11 @@ result<unique_fd> upgrader::listen(std::string_view name, std::string_view addre
   return impl_->socks.listen(name, address, lo);
 }
 
+result<std::vector<owned_listener>> upgrader::listen_inherited() {
+  std::lock_guard lk(impl_->mu);
+  return impl_->socks.listen_inherited();
+}
+
 result<void> upgrader::ready() {
   auto& m = *impl_;
   {

@@ -42,6 +42,13 @@ struct listen_options {
   int backlog = 4096;
 };
 
+/// An inherited listening socket claimed by listen_inherited(): its name and a duplicate
+/// the caller owns.
+struct owned_listener {
+  std::string name;
+  unique_fd fd;
+};
+
 /// The named listening sockets of this process. Not thread-safe: use it from one thread
 /// during start-up (the upgrader serialises its own use).
 class listeners {
@@ -69,6 +76,13 @@ public:
   /// it stops this process from accepting, while the listeners keep the socket itself open
   /// for the next process. Calling it twice with one name is errc::duplicate_name.
   result<unique_fd> listen(std::string_view name, std::string_view address, const listen_options& lo = {});
+
+  /// Claims every inherited socket no listen() asked for, whatever address it is bound to:
+  /// for a program whose addresses are decided by whoever started it (a systemd .socket
+  /// unit, graceful-run --listen, or the version that handed them over). Each must be a
+  /// listening SOCK_STREAM socket (errc::invalid_inherited_fd otherwise, and nothing is
+  /// claimed). In name order; empty when nothing was inherited.
+  result<std::vector<owned_listener>> listen_inherited();
 
   /// Closes the inherited sockets that no listen() asked for, so a listener removed in
   /// the new version stops existing. Returns the names it closed.

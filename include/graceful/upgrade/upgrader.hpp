@@ -68,6 +68,8 @@ public:
 
   /// See listeners::listen. Only before ready().
   result<unique_fd> listen(std::string_view name, std::string_view address, const listen_options& lo = {});
+  /// See listeners::listen_inherited. Only before ready().
+  result<std::vector<owned_listener>> listen_inherited();
 
   /// Call once this process serves: closes inherited sockets nobody asked for, writes the
   /// pid file (an error there is logged, not returned: the process keeps serving), starts

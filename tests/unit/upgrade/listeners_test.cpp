@@ -234,3 +234,36 @@ TEST(listeners, listens_on_unix_sockets_and_ipv6) {
   }
   ::unlink(path.c_str());
 }
+
+TEST(listeners, listen_inherited_claims_every_inherited_socket_whatever_its_address) {
+  auto a = tcp_socket(), b = tcp_socket();
+  int ra = a.release(), rb = b.release();
+  auto l = up::listeners::adopt({{"http", ra}, {"admin", rb}}, up::origin::systemd);
+  ASSERT_TRUE(l);
+  ASSERT_TRUE(l.value().listen("http", "127.0.0.1:0"));  // claimed already: not returned again
+  auto got = l.value().listen_inherited();
+  ASSERT_TRUE(got) << got.error().message();
+  ASSERT_EQ(got.value().size(), 1u);
+  EXPECT_EQ(got.value()[0].name, "admin");
+  EXPECT_EQ(inode(got.value()[0].fd.get()), inode(rb));
+  EXPECT_TRUE(l.value().unclaimed().empty());
+  EXPECT_TRUE(l.value().close_unclaimed().empty()) << "claimed sockets stay for the next process";
+  EXPECT_EQ(l.value().active().size(), 2u);
+}
+
+TEST(listeners, listen_inherited_is_empty_when_nothing_was_inherited) {
+  up::listeners l;
+  auto got = l.listen_inherited();
+  ASSERT_TRUE(got);
+  EXPECT_TRUE(got.value().empty());
+}
+
+TEST(listeners, listen_inherited_rejects_a_socket_that_is_not_listening_and_claims_none) {
+  auto a = tcp_socket(), b = tcp_socket(false);
+  auto l = up::listeners::adopt({{"a", a.release()}, {"b", b.release()}}, up::origin::systemd);
+  ASSERT_TRUE(l);
+  auto got = l.value().listen_inherited();
+  ASSERT_FALSE(got);
+  EXPECT_EQ(got.error(), up::errc::invalid_inherited_fd);
+  EXPECT_EQ(l.value().unclaimed().size(), 2u);
+}
