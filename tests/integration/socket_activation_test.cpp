@@ -3,25 +3,21 @@
 // every socket it is given, across its own upgrades too. (An explicit --listen must still
 // match: upgrade_test's a_systemd_socket_on_another_address_than_listen_is_a_clear_error.)
 
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
+#include <csignal>
+#include <cstdlib>
 
-#include <filesystem>
-#include <fstream>
-#include <sstream>
+#include <gtest/gtest.h>
 
-#include "graceful_run_support.hpp"
+#include "graceful_run.hpp"
+#include "load.hpp"
+#include "processes.hpp"
+#include "sockets.hpp"
+#include "temp_dir.hpp"
 
-namespace graceful::test::run {
+namespace graceful::test {
 namespace {
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using namespace std::chrono_literals;
 
 TEST(graceful_run, graceful_server_without_listen_serves_every_socket_it_is_given) {
   runner r({"--listen", "http=127.0.0.1:0", "--listen", "admin=127.0.0.1:0", "--shutdown-timeout", "10s"},
@@ -54,29 +50,14 @@ TEST(graceful_run, graceful_server_without_listen_serves_every_socket_it_is_give
 // "http"), and graceful-server.service's ExecStart without --listen: served, and a SIGHUP
 // upgrade hands the same socket to the new version, which also has no --listen.
 TEST(graceful_server, without_listen_a_systemd_socket_alone_defines_the_address_across_upgrades) {
-  int s = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in6 a{};
-  a.sin6_family = AF_INET6;
-  a.sin6_addr = in6addr_any;
-  if (::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) GTEST_SKIP() << "no IPv6 wildcard bind";
-  ASSERT_EQ(::listen(s, 128), 0);
-  socklen_t len = sizeof a;
-  ASSERT_EQ(::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len), 0);
-  int port = ntohs(a.sin6_port);
-  int high = ::fcntl(s, F_DUPFD_CLOEXEC, 50);
-  ::close(s);
-  char tmpl[] = "/tmp/graceful-sockact-XXXXXX";
-  std::filesystem::path dir = ::mkdtemp(tmpl);
-  std::string pid_file = (dir / "server.pid").string();
-  auto fd = std::to_string(high);
-  child c(child::spec{{"/bin/bash", "-c",
-                       "export LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=http; exec \"$0\" \"$@\" 3<&" + fd + " " +
-                           fd + "<&-",
-                       bin("graceful-server"), "--pid-file", pid_file, "--threads", "1"},
-                      {},
-                      {high}});
-  ::close(high);
-  auto pid = [&] { return static_cast<pid_t>(std::atoi(slurp(pid_file).c_str())); };
+  auto sock = listen_tcp("::");
+  if (!sock.fd) GTEST_SKIP() << "no IPv6 wildcard bind";
+  int port = sock.port;
+  temp_dir dir("sockact");
+  std::string pid_file = dir / "server.pid";
+  child c(socket_activated({bin("graceful-server"), "--pid-file", pid_file, "--threads", "1"}, sock.fd.get(), "http"));
+  sock.fd.reset();
+  auto pid = [&] { return static_cast<pid_t>(std::atoi(read_file(pid_file).c_str())); };
   ASSERT_TRUE(eventually([&] { return pid() == c.pid(); }, deadline::after(10s))) << c.output();
   EXPECT_NE(c.output().find("inherited from systemd"), std::string::npos) << c.output();
   EXPECT_TRUE(get_body(port).has_value()) << c.output();
@@ -88,8 +69,7 @@ TEST(graceful_server, without_listen_a_systemd_socket_alone_defines_the_address_
   ::kill(next, SIGTERM);
   EXPECT_TRUE(eventually([&] { return !alive(next); }, deadline::after(15s)));
   if (alive(next)) ::kill(next, SIGKILL);
-  std::filesystem::remove_all(dir);
 }
 
 } // namespace
-} // namespace graceful::test::run
+} // namespace graceful::test
