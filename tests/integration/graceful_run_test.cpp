@@ -169,17 +169,22 @@ TEST(graceful_run, crash_loop_backs_off_exponentially) {
 
 TEST(graceful_run, sighup_replaces_the_worker_once_the_new_one_is_ready) {
   temp_dir dir;
-  set_flags(dir / "flags", "--ready-delay 300");
+  set_flags(dir / "flags", "");
   runner r({"--listen", "http=127.0.0.1:0", "--shutdown-timeout", "5s"}, configurable_worker(dir / "flags"));
   int port = r.port("http");
   ASSERT_TRUE(r.wait_for(" ready (", 5s)) << r.output();
   pid_t old = r.ready_workers().at(0);
+  // The next worker says READY=1 only once the test creates dir/go: until then the upgrade
+  // is in progress, however slow the machine.
+  set_flags(dir / "flags", "--ready-when " + (dir / "go"));
   r.proc().signal(SIGHUP);
   ASSERT_TRUE(r.wait_for("(generation 2, upgrade)")) << r.output();
   // Not ready yet: the old one serves, and a second SIGHUP is refused.
   EXPECT_EQ(get_body(port), std::to_string(old) + "\n");
   r.proc().signal(SIGHUP);
   ASSERT_TRUE(r.wait_for("SIGHUP refused: an upgrade is in progress")) << r.output();
+  EXPECT_EQ(r.output().find("upgrade complete"), std::string::npos) << r.output();
+  std::ofstream(dir / "go") << "";
   ASSERT_TRUE(r.wait_for("upgrade complete")) << r.output();
   pid_t fresh = r.ready_workers().at(1);
   EXPECT_NE(fresh, old);

@@ -203,35 +203,57 @@ TEST_F(server_upgrade, takeover_by_a_server_started_by_hand) {
   EXPECT_EQ(next.wait(deadline::after(10s)), 0) << next.output();
 }
 
+// A request in flight on the old process whose end the test decides: the header and half the
+// body of a POST /echo are sent; the rest only after the checks (no race with a sleep).
+std::unique_ptr<gt::http_conn> half_sent_post(int port) {
+  auto c = std::make_unique<gt::http_conn>(port);
+  EXPECT_TRUE(c->connected());
+  EXPECT_TRUE(c->send("POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n\r\nhello"));
+  return c;
+}
+// Once the server counts it (and the /metrics request asking).
+bool in_flight_on(int port, int n) {
+  return gt::eventually([&] {
+    return gt::http_get_text(port, "/metrics").find("graceful_http_in_flight_requests " + std::to_string(n + 1) + "\n") !=
+           std::string::npos;
+  }, deadline::after(10s));
+}
+
 TEST_F(server_upgrade, a_request_in_flight_on_the_old_process_completes_while_the_new_one_serves) {
   start();
   pid_t a = pid();
-  std::string slow;
-  std::thread t([&] { slow = gt::http_get_text(port_, "/slow?ms=1500"); });
-  std::this_thread::sleep_for(200ms);
+  auto slow = half_sent_post(port_);
+  ASSERT_TRUE(in_flight_on(port_, 1)) << server_->output();
   ::kill(a, SIGHUP);
-  ASSERT_TRUE(gt::eventually([&] { return pid() != a; }, deadline::after(10s)));
-  // The new process answers at once, while the old one still finishes its request.
+  ASSERT_TRUE(gt::eventually([&] { return pid() != a && pid() > 0; }, deadline::after(10s)));
+  // The old process has stopped accepting (it logs it before it drains): new connections
+  // go to the new one, while the old one still holds the request it had.
+  ASSERT_TRUE(server_->wait_for_output("this process stops accepting and drains", deadline::after(10s)))
+      << server_->output();
   EXPECT_NE(gt::http_get_text(port_, "/healthz").find("200 OK"), std::string::npos);
   EXPECT_TRUE(gt::alive(a)) << "the old process drains its in-flight request";
-  t.join();
-  EXPECT_NE(slow.find("200 OK"), std::string::npos) << slow;
-  EXPECT_NE(slow.find("slept 1500 ms"), std::string::npos) << slow;
+  ASSERT_TRUE(slow->send("world"));
+  auto r = slow->read_response(deadline::after(10s));
+  ASSERT_TRUE(r) << "the in-flight request was lost\n" << server_->output();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "helloworld");
+  EXPECT_TRUE(r->closes()) << "the draining process closes after answering";
   EXPECT_EQ(server_->wait(deadline::after(10s)), 0) << server_->output();
 }
 
 TEST_F(server_upgrade, sigkill_of_the_old_process_mid_drain_leaves_the_new_one_serving) {
   start();
   pid_t a = pid();
-  std::string slow;
-  std::thread t([&] { slow = gt::http_get_text(port_, "/slow?ms=3000"); });
-  std::this_thread::sleep_for(200ms);
+  auto slow = half_sent_post(port_);
+  ASSERT_TRUE(in_flight_on(port_, 1)) << server_->output();
   ::kill(a, SIGHUP);
-  ASSERT_TRUE(gt::eventually([&] { return pid() != a; }, deadline::after(10s)));
+  ASSERT_TRUE(gt::eventually([&] { return pid() != a && pid() > 0; }, deadline::after(10s)));
+  ASSERT_TRUE(server_->wait_for_output("this process stops accepting and drains", deadline::after(10s)))
+      << server_->output();
   server_->signal(SIGKILL);
   EXPECT_EQ(server_->wait(deadline::after(5s)), 128 + SIGKILL);
-  t.join();
-  EXPECT_EQ(slow, "") << "only the request in the killed process is lost";
+  (void)slow->send("world");  // may meet the RST already
+  EXPECT_FALSE(slow->read_response(deadline::after(10s))) << "only the request in the killed process is lost";
   for (int i = 0; i < 20; ++i) EXPECT_NE(gt::http_get_text(port_, "/").find("200 OK"), std::string::npos);
   EXPECT_TRUE(gt::alive(pid()));
 }

@@ -3,6 +3,8 @@
 //   --report FILE      write pid, LISTEN_* and NOTIFY_SOCKET, and every open fd to FILE
 //   --no-ready         never send READY=1
 //   --ready-delay MS   wait before READY=1
+//   --ready-when FILE  wait until FILE exists before READY=1 (at most 60 s, then exit 4): a
+//                      test decides the moment, instead of racing a delay
 //   --ignore-term      ignore SIGTERM (only SIGKILL ends it)
 //   --term-exit N      exit with code N on SIGTERM (default 0)
 //   --crash-after MS   exit with code 3 after MS
@@ -88,6 +90,7 @@ void serve_one(int lfd) {
 int main(int argc, char** argv) {
   const char* report_path = nullptr;
   const char* orphan_path = nullptr;
+  const char* ready_when = nullptr;
   bool ready = true, ignore_term = false;
   long ready_delay = 0, crash_after = -1, zombies = 0;
   int term_exit = 0;
@@ -97,6 +100,7 @@ int main(int argc, char** argv) {
     if (a == "--report") report_path = next();
     else if (a == "--no-ready") ready = false;
     else if (a == "--ready-delay") ready_delay = std::atol(next());
+    else if (a == "--ready-when") ready_when = next();
     else if (a == "--ignore-term") ignore_term = true;
     else if (a == "--term-exit") term_exit = std::atoi(next());
     else if (a == "--crash-after") crash_after = std::atol(next());
@@ -147,6 +151,10 @@ int main(int argc, char** argv) {
     if (fork() == 0) _exit(0);
   if (ready) {
     if (ready_delay > 0) sleep_ms(ready_delay);
+    for (int waited = 0; ready_when && access(ready_when, F_OK) != 0; waited += 10) {
+      if (waited >= 60'000) return 4;
+      sleep_ms(10);
+    }
     sd_notify(0, "READY=1");
   }
   timespec t0{};

@@ -44,13 +44,20 @@ TEST(http_attach, readyz_turns_503_when_draining_starts_and_shutdown_runs_as_a_h
   EXPECT_EQ(ready->status, 200);
   EXPECT_EQ(http_get(port, "/healthz")->status, 200);
 
+  // The drain phase lasts until the delay has passed and the drain hooks returned: this hook
+  // holds it until the test has made its requests, however slow the machine.
+  std::promise<void> checked;
+  auto hold = lc.on_drain("test", [f = checked.get_future().share()](graceful::deadline) { f.wait(); });
   auto code = std::async(std::launch::async, [&] { return lc.run(); });
   lc.request_stop("test");
   // The drain delay: still serving, but no longer ready.
   auto during = http_get(port, "/readyz");
+  auto served = http_get(port, "/");
+  checked.set_value();
   ASSERT_TRUE(during);
   EXPECT_EQ(during->status, 503);
-  EXPECT_EQ(http_get(port, "/")->status, 200);
+  ASSERT_TRUE(served);
+  EXPECT_EQ(served->status, 200);
   ASSERT_EQ(code.wait_for(10s), std::future_status::ready);
   EXPECT_EQ(code.get(), 0);
   EXPECT_TRUE(s.stats().shutting_down);
