@@ -1,5 +1,6 @@
-// The only translation unit that includes Asio and Beast: keeps graceful-bench's build cheap.
-#include "load.hpp"
+// The HTTP/1.1 client of the load engine (engine.hpp has the protocol-independent half).
+// The only translation unit that includes Beast: keeps graceful-bench's build cheap.
+#include "engine.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -22,8 +23,6 @@
 #include <boost/beast/http/error.hpp>
 
 namespace graceful::bench {
-
-std::atomic<bool> stop_requested{false};
 
 namespace {
 
@@ -64,37 +63,24 @@ private:
   void on_finish_impl(error_code&) override {}
 };
 
-/// Read-only state every worker shares.
-struct plan {
-  const bench_options& o;
-  tcp::endpoint endpoint;
-  std::string request;  ///< the request bytes, built once
-  bool head = false;    ///< HEAD: responses carry no body whatever their headers say
-  clock::time_point start{};
-  clock::time_point stop_at{};
-  clock::time_point window_from = clock::time_point::max();
-  clock::time_point window_to = clock::time_point::min();
-  nanoseconds interval{};  ///< open loop: time between two requests of one connection
-};
-
-class worker;
-
-/// One client connection: a loop of requests, one in flight at a time (HTTP/1.1 without
-/// pipelining, as browsers and proxies do).
-class connection {
+/// One HTTP/1.1 client connection: one request in flight at a time (no pipelining, as
+/// browsers and proxies do), kept alive between requests like a pooled client's.
+///
+/// Reuse follows a careful client (urllib3's is_connection_dropped, checked just before each
+/// reuse; Go's Transport notices the same close with a background read): a keep-alive
+/// connection on which a FIN, a RST or unsolicited bytes arrived while it sat idle is retired
+/// and the request goes on a new connection — a reconnect, not a failure. A request written on
+/// a connection that showed no such sign and then gets EOF or RST is a failure. --strict skips
+/// the check (a naive client).
+class connection final : public paced_client {
 public:
   connection(worker& w, unsigned global_index);
-  connection(const connection&) = delete;
-  connection& operator=(const connection&) = delete;
 
-  void start();
-  /// Called by the worker's sweep: closes the socket if the request is past its deadline.
-  void check_timeout(clock::time_point now);
-  /// Called when the run is interrupted: stops a connection that waits for its next turn.
-  void interrupt() { pace_.cancel(); }
+  void check_timeout(clock::time_point now) override;
 
 private:
-  void begin(clock::time_point intended);
+  void begin(clock::time_point intended) override;
+  void close_connection() override { close_socket(); }
   void connect();
   void send();
   void reset_parser();
@@ -103,9 +89,11 @@ private:
   void on_read_error(const error_code& ec);
   void complete(int status, bool keep_alive);
   void fail(outcome k);
-  void record(outcome k, int status, clock::time_point now);
-  void after_request(bool failed);
-  void finish();
+  /// Drops the socket; the next connection this client opens replaced it because of `why`.
+  void retire(reconnect_cause why) {
+    close_socket();
+    if (!p_.o.close) replaced_ = why;
+  }
   void close_socket() {
     error_code ignored;
     sock_.close(ignored);
@@ -116,95 +104,32 @@ private:
   // and keeps -c 10000 at 80 MB.
   static constexpr std::size_t buffer_size = 8 * 1024;
 
-  worker& w_;
-  const plan& p_;
   tcp::socket sock_;
-  asio::steady_timer pace_;
   std::optional<response_sink> parser_;
   std::unique_ptr<char[]> buf_;
   std::size_t have_ = 0;
   clock::time_point intended_{};   ///< when this request was meant to go (latency origin)
   clock::time_point deadline_{};   ///< when it times out
-  clock::time_point next_{};       ///< open loop: the next intended send time
+  /// Why the previous connection was retired; none before the first one opens.
+  std::optional<reconnect_cause> replaced_;
   bool in_flight_ = false;
   bool timed_out_ = false;
-  bool done_ = false;
-  unsigned index_;
-};
-
-class worker {
-public:
-  worker(const plan& p, std::vector<unsigned> indices) : p_(p), sweep_(ioc_) {
-    stats.prepare(p.o.duration + p.o.timeout + std::chrono::seconds(1));
-    for (unsigned i : indices) conns_.push_back(std::make_unique<connection>(*this, i));
-  }
-  void run() {
-    active_ = conns_.size();
-    for (auto& c : conns_) asio::post(ioc_, [c = c.get()] { c->start(); });
-    arm_sweep();
-    ioc_.run();
-  }
-  void connection_done() {
-    if (--active_ == 0) {
-      ended = clock::now();
-      sweep_.cancel();
-    }
-  }
-
-  asio::io_context& ioc() { return ioc_; }
-  const plan& p() const { return p_; }
-  run_stats stats;
-  clock::time_point ended{};
-
-private:
-  void arm_sweep() {
-    // A sweep over all connections replaces one timer per request: timeouts cost nothing on
-    // the request path, at the price of firing up to one sweep period late.
-    const auto period = std::clamp<nanoseconds>(p_.o.timeout / 10, milliseconds(1), milliseconds(50));
-    sweep_.expires_after(period);
-    sweep_.async_wait([this](const error_code& ec) {
-      if (ec || active_ == 0) return;
-      const auto now = clock::now();
-      const bool interrupted = stop_requested.load(std::memory_order_relaxed);
-      for (auto& c : conns_) {
-        c->check_timeout(now);
-        if (interrupted) c->interrupt();
-      }
-      arm_sweep();
-    });
-  }
-
-  const plan& p_;
-  // One io_context per thread, run by that thread only: no cross-thread handoff of handlers.
-  asio::io_context ioc_{1};
-  asio::steady_timer sweep_;
-  std::vector<std::unique_ptr<connection>> conns_;
-  std::size_t active_ = 0;
 };
 
 connection::connection(worker& w, unsigned global_index)
-    : w_(w), p_(w.p()), sock_(w.ioc()), pace_(w.ioc()), buf_(new char[buffer_size]),
-      index_(global_index) {}
-
-void connection::start() {
-  if (!p_.o.rate) return begin(clock::now());
-  // Spread the connections' schedules evenly over one interval so that the total rate is
-  // smooth rather than C requests at once every interval.
-  next_ = p_.start + duration_cast<nanoseconds>(std::chrono::duration<double>(double(index_) / *p_.o.rate));
-  if (next_ >= p_.stop_at) return finish();
-  pace_.expires_at(next_);
-  pace_.async_wait([this](const error_code& ec) {
-    if (ec || stop_requested.load(std::memory_order_relaxed)) return finish();
-    begin(next_);
-  });
-}
+    : paced_client(w, global_index), sock_(w.ioc()), buf_(new char[buffer_size]) {}
 
 void connection::begin(clock::time_point intended) {
   intended_ = intended;
   deadline_ = clock::now() + p_.o.timeout;
   in_flight_ = true;
   timed_out_ = false;
-  if (sock_.is_open()) return send();
+  if (sock_.is_open()) {
+    // Leftover bytes after a complete response are unsolicited too.
+    if (p_.o.strict) return send();
+    if (have_ == 0 && careful_reuse_check(sock_.native_handle()) == idle_state::usable) return send();
+    retire(reconnect_cause::closed_while_idle);
+  }
   connect();
 }
 
@@ -234,6 +159,7 @@ void connection::connect() {
     if (sock_.local_endpoint(lec) == p_.endpoint && !lec) return fail(outcome::connect_refused);
     error_code ignored;
     sock_.set_option(tcp::no_delay(true), ignored);
+    record_connection_opened(w_.stats, p_, replaced_, clock::now());
     send();
   });
 }
@@ -329,92 +255,28 @@ void connection::complete(int status, bool keep_alive) {
   const outcome k = status >= 200 && status < 400 ? outcome::ok
                     : status >= 400 && status < 600 ? outcome::http_error
                                                     : outcome::other;
-  record(k, status, now);
+  in_flight_ = false;
+  record_request(w_.stats, p_, intended_, k, status, now);
   // `Connection: close` (or HTTP/1.0, or a body ended by EOF) means this connection is done:
   // the next request opens a new one. That is the protocol working, not a failure.
-  if (!keep_alive || p_.o.close || !sock_.is_open()) close_socket();
+  if (!keep_alive || p_.o.close || !sock_.is_open()) retire(reconnect_cause::connection_close);
   after_request(k != outcome::ok);
 }
 
 void connection::fail(outcome k) {
-  record(k, 0, clock::now());
-  close_socket();
+  in_flight_ = false;
+  record_request(w_.stats, p_, intended_, k, 0, clock::now());
+  retire(reconnect_cause::after_failure);
   after_request(true);
 }
 
-void connection::record(outcome k, int status, clock::time_point now) {
-  in_flight_ = false;
-  auto& s = w_.stats;
-  const auto idx = static_cast<std::size_t>(k);
-  ++s.counts[idx];
-  const auto since = intended_ - p_.start;
-  const auto sec = std::min<std::size_t>(
-      static_cast<std::size_t>(std::max<std::int64_t>(0, duration_cast<std::chrono::seconds>(since).count())),
-      s.seconds.size() - 1);
-  const auto slot = std::min<std::size_t>(
-      static_cast<std::size_t>(std::max<std::int64_t>(0, duration_cast<milliseconds>(since).count() / 100)),
-      s.slots.size() - 1);
-  ++s.seconds[sec].counts[idx];
-  const bool in_window = intended_ >= p_.window_from && intended_ < p_.window_to;
-  if (in_window) ++s.window_counts[idx];
-  if (k == outcome::ok) {
-    ++s.slots[slot].ok;
-    const auto ms = std::min<std::size_t>(
-        static_cast<std::size_t>(std::max<std::int64_t>(0, duration_cast<milliseconds>(now - p_.start).count())),
-        s.success_ms.size() * 64 - 1);
-    s.success_ms[ms / 64] |= std::uint64_t{1} << (ms % 64);
-  } else {
-    ++s.slots[slot].failed;
-  }
-  if (status > 0) {
-    const auto us = static_cast<std::uint64_t>(std::max<std::int64_t>(0, duration_cast<microseconds>(now - intended_).count()));
-    if (status < static_cast<int>(s.by_status.size())) ++s.by_status[static_cast<std::size_t>(status)];
-    s.latency.record(us);
-    s.seconds[sec].latency.record(us);
-    s.slots[slot].max_us = std::max<std::uint32_t>(s.slots[slot].max_us,
-                                                   static_cast<std::uint32_t>(std::min<std::uint64_t>(us, UINT32_MAX)));
-    if (in_window) s.window_latency.record(us);
-  }
+} // namespace
+
+std::unique_ptr<paced_client> make_http1_client(worker& w, unsigned global_index) {
+  return std::make_unique<connection>(w, global_index);
 }
 
-void connection::after_request(bool failed) {
-  if (stop_requested.load(std::memory_order_relaxed)) return finish();
-  const auto now = clock::now();
-  if (p_.o.rate) {
-    // Open loop: the schedule does not wait for the server. A late response makes the next
-    // request late too, and its latency counts from when it should have gone (no
-    // coordinated omission).
-    next_ += p_.interval;
-    if (next_ >= p_.stop_at) return finish();
-    if (next_ <= now) return begin(next_);
-    pace_.expires_at(next_);
-    pace_.async_wait([this](const error_code& ec) {
-      if (ec || stop_requested.load(std::memory_order_relaxed)) return finish();
-      begin(next_);
-    });
-    return;
-  }
-  if (now >= p_.stop_at) return finish();
-  if (failed && p_.o.fail_pause.count() > 0) {
-    pace_.expires_after(p_.o.fail_pause);
-    pace_.async_wait([this](const error_code& ec) {
-      if (ec || stop_requested.load(std::memory_order_relaxed) || clock::now() >= p_.stop_at)
-        return finish();
-      begin(clock::now());
-    });
-    return;
-  }
-  begin(now);
-}
-
-void connection::finish() {
-  if (done_) return;
-  done_ = true;
-  close_socket();
-  w_.connection_done();
-}
-
-std::string build_request(const bench_options& o) {
+std::string build_http1_request(const bench_options& o) {
   std::string r = fmt::format("{} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: graceful-bench\r\nAccept: */*\r\n",
                               o.method, o.where.path, o.where.host_header);
   for (const auto& h : o.headers) r += h + "\r\n";
@@ -424,65 +286,6 @@ std::string build_request(const bench_options& o) {
   r += "\r\n";
   r.append(o.body_size, 'x');
   return r;
-}
-
-} // namespace
-
-run_result run_load_impl(const bench_options& o, void (*on_start)(void*, clock::time_point), void* ctx) {
-  run_result out;
-  tcp::endpoint endpoint;
-  {
-    asio::io_context resolver_ctx;
-    tcp::resolver resolver(resolver_ctx);
-    error_code ec;
-    auto results = resolver.resolve(o.where.host, o.where.port, ec);
-    if (ec || results.empty()) {
-      out.error = fmt::format("cannot resolve {}:{}: {}", o.where.host, o.where.port,
-                              ec ? ec.message() : "no address");
-      return out;
-    }
-    endpoint = results.begin()->endpoint();
-  }
-
-  plan p{o, endpoint, build_request(o), false, {}, {}};
-  p.head = o.method == "HEAD";
-  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-  const unsigned threads = std::min(o.threads ? o.threads : cores, o.connections);
-  if (o.rate) p.interval = duration_cast<nanoseconds>(std::chrono::duration<double>(double(o.connections) / *o.rate));
-
-  // Workers are built (and their timelines allocated) before the clock starts.
-  std::vector<std::unique_ptr<worker>> workers;
-  std::vector<std::vector<unsigned>> shares(threads);
-  for (unsigned i = 0; i < o.connections; ++i) shares[i % threads].push_back(i);
-  for (auto& share : shares) workers.push_back(std::make_unique<worker>(p, share));
-  // The start is set a little ahead so that every thread is running when it arrives.
-  p.start = clock::now() + milliseconds(2);
-  p.stop_at = p.start + o.duration;
-  if (o.at) {
-    p.window_from = p.start + *o.at - milliseconds(500);
-    p.window_to = p.start + *o.at + milliseconds(500);
-  }
-  on_start(ctx, p.start);
-
-  std::vector<std::thread> ts;
-  for (auto& w : workers) {
-    ts.emplace_back([&w, start = p.start] {
-      std::this_thread::sleep_until(start);
-      w->run();
-    });
-  }
-  for (auto& t : ts) t.join();
-
-  out.start = p.start;
-  out.stats = std::move(workers.front()->stats);
-  clock::time_point end = p.start;
-  for (std::size_t i = 0; i < workers.size(); ++i) {
-    if (i > 0) out.stats.merge(workers[i]->stats);
-    end = std::max(end, workers[i]->ended);
-  }
-  out.load_end = end - p.start;
-  out.threads = threads;
-  return out;
 }
 
 } // namespace graceful::bench

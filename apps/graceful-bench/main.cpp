@@ -80,7 +80,7 @@ void raise_fd_limit() {
 
 int main(int argc, char** argv) {
   gb::bench_options o;
-  std::string duration_text = "10s", timeout_text = "10s", fail_pause_text = "10ms", at_text;
+  std::string duration_text = "10s", timeout_text = "10s", fail_pause_text = "10ms", at_text, think_text;
   std::optional<double> rate;
 
   CLI::App app{"graceful-bench: HTTP/1.1 load that accounts for every request while a service restarts.\n"
@@ -92,6 +92,11 @@ int main(int argc, char** argv) {
   app.add_option("-t,--threads", o.threads, "worker threads (default: one per core, at most -c)");
   app.add_option("--rate", rate, "open loop: total requests per second, latency from the intended send time");
   app.add_flag("--close", o.close, "a new connection per request (Connection: close)");
+  app.add_option("--think", think_text,
+                 "closed loop with a pause of D (jittered 50%..150%) between a connection's requests, e.g. 200ms");
+  app.add_flag("--strict", o.strict,
+               "reuse keep-alive connections without checking them (a naive client): a close that arrived "
+               "while idle fails the next request instead of reconnecting");
   app.add_option("--method", o.method, "request method (default GET)");
   app.add_option("-H,--header", o.headers, "extra request header 'Name: value' (repeatable)");
   app.add_option("--body-size", o.body_size, "request body of N bytes, with Content-Length (default 0)");
@@ -130,6 +135,13 @@ int main(int argc, char** argv) {
   if (rate) {
     if (!(*rate > 0) || !std::isfinite(*rate)) return usage_error("--rate must be a positive number of requests per second");
     o.rate = rate;
+  }
+  if (!think_text.empty()) {
+    auto th = duration_flag(think_text, "--think", why);
+    if (!th) return usage_error(why);
+    if (th->count() <= 0) return usage_error("--think must be longer than 0");
+    if (o.rate) return usage_error("--think is for the closed loop; --rate sets its own schedule");
+    o.think = th;
   }
   if (!is_token(o.method)) return usage_error(fmt::format("--method '{}' is not an HTTP method token", o.method));
   for (const auto& h : o.headers) {

@@ -27,6 +27,13 @@ struct bench_options {
   std::chrono::nanoseconds duration = std::chrono::seconds(10);   ///< -d
   std::optional<double> rate;                        ///< --rate: total req/s, open loop; none = closed loop
   bool close = false;                                ///< --close: a new connection per request
+  /// --think: closed loop with a pause of this (jittered uniformly over 50%..150%) between a
+  /// connection's requests, so that connections sit idle in the pool as real clients' do.
+  /// None: the next request goes as soon as the response is in.
+  std::optional<std::chrono::nanoseconds> think;
+  /// --strict: reuse a keep-alive connection without checking it first (a naive client): a
+  /// close that arrived while it sat idle makes the next request fail instead of reconnecting.
+  bool strict = false;
   std::string method = "GET";                        ///< --method
   std::vector<std::string> headers;                  ///< -H: extra "Name: value" request headers
   std::uint64_t body_size = 0;                       ///< --body-size: request body bytes ('x'), with Content-Length

@@ -104,8 +104,22 @@ std::size_t timeline_seconds(const report_input& in) {
 }
 
 std::string mode_text(const bench_options& o) {
-  std::string loop = o.rate ? fmt::format("open loop at {:g} req/s", *o.rate) : "closed loop";
-  return fmt::format("{}, {}", loop, o.close ? "new connection per request" : "keep-alive");
+  std::string loop = o.rate    ? fmt::format("open loop at {:g} req/s", *o.rate)
+                     : o.think ? fmt::format("closed loop, think {}", format_duration(*o.think))
+                               : "closed loop";
+  return fmt::format("{}, {}{}", loop, o.close ? "new connection per request" : "keep-alive",
+                     o.strict && !o.close ? " (strict: idle connections reused unchecked)" : "");
+}
+
+std::string json_reconnects(const connection_counts& c) {
+  std::string out = fmt::format(R"({{"total": {})", c.reconnects_total());
+  for (std::size_t i = 0; i < reconnect_cause_count; ++i)
+    out += fmt::format(R"(, "{}": {})", reconnect_key(static_cast<reconnect_cause>(i)), c.reconnects[i]);
+  return out + "}";
+}
+
+std::string json_connections(const connection_counts& c) {
+  return fmt::format(R"({{"opened": {}, "reconnects": {}}})", c.opened, json_reconnects(c));
 }
 
 } // namespace
@@ -144,6 +158,11 @@ std::string human_report(const report_input& in) {
     }
     out += "\n";
   }
+  out += fmt::format("\n  {:<24}{:>12}\n", "connections opened", s.connections.opened);
+  out += fmt::format("  {:<24}{:>12}   (a new connection replacing one; not failures)\n", "reconnects",
+                     s.connections.reconnects_total());
+  for (std::size_t i = 0; i < reconnect_cause_count; ++i)
+    out += fmt::format("    {:<22}{:>12}\n", reconnect_label(static_cast<reconnect_cause>(i)), s.connections.reconnects[i]);
   auto lat_row = [&](std::string_view name, const auto& h) {
     return fmt::format("  {:<16}{:>10.3f}{:>10.3f}{:>10.3f}{:>10.3f}{:>10.3f}{:>10}\n", name, ms(h.quantile(0.5)),
                        ms(h.quantile(0.9)), ms(h.quantile(0.99)), ms(h.quantile(0.999)), ms(h.max()), h.count());
@@ -160,14 +179,14 @@ std::string human_report(const report_input& in) {
   out += fmt::format("  longest time without a successful response: {:.0f} ms (from {:.3f} s)\n", g.length_ms,
                      g.from_s);
 
-  out += fmt::format("\n  timeline (requests by the second they were sent)\n  {:>6}{:>10}{:>10}{:>9}{:>10}{:>10}{:>10}\n",
-                     "second", "requests", "ok", "failed", "p50 ms", "p99 ms", "max ms");
+  out += fmt::format("\n  timeline (requests by the second they were sent)\n  {:>6}{:>10}{:>10}{:>9}{:>10}{:>10}{:>10}{:>11}{:>11}\n",
+                     "second", "requests", "ok", "failed", "p50 ms", "p99 ms", "max ms", "new conns", "reconnects");
   for (std::size_t i = 0; i < timeline_seconds(in); ++i) {
     const auto& sec = s.seconds[i];
     const auto n = sum(sec.counts);
-    out += fmt::format("  {:>6}{:>10}{:>10}{:>9}{:>10.3f}{:>10.3f}{:>10.3f}\n", i, n, sec.counts[0],
+    out += fmt::format("  {:>6}{:>10}{:>10}{:>9}{:>10.3f}{:>10.3f}{:>10.3f}{:>11}{:>11}\n", i, n, sec.counts[0],
                        n - sec.counts[0], ms(sec.latency.quantile(0.5)), ms(sec.latency.quantile(0.99)),
-                       ms(sec.latency.max()));
+                       ms(sec.latency.max()), sec.connections.opened, sec.connections.reconnects_total());
   }
   out += failures == 0 ? "\n  result: no request failed\n" : fmt::format("\n  result: {} of {} requests failed\n", failures, requests);
   return out;
@@ -181,14 +200,19 @@ std::string json_report(const report_input& in) {
                           std::chrono::duration_cast<std::chrono::system_clock::duration>(clock::now() - in.run.start);
   std::string out = "{\n";
   out += R"(  "tool": "graceful-bench",)" "\n";
-  out += R"(  "schema": 1,)" "\n";
+  // Schema 2 = schema 1 plus options.think_s/strict, "connections" and the timeline's
+  // connections_opened/reconnects; every schema 1 field is kept. The failure classes count what a
+  // careful pooled client loses (--strict: the naive count schema 1 reported).
+  out += R"(  "schema": 2,)" "\n";
   out += fmt::format("  \"url\": {},\n", json_string(in.o.url));
   out += fmt::format(
       "  \"options\": {{\"connections\": {}, \"threads\": {}, \"duration_s\": {:.3f}, \"rate\": {}, "
-      "\"keep_alive\": {}, \"method\": {}, \"body_size\": {}, \"timeout_s\": {:.3f}, \"fail_pause_s\": {:.3f}}},\n",
+      "\"keep_alive\": {}, \"method\": {}, \"body_size\": {}, \"timeout_s\": {:.3f}, \"fail_pause_s\": {:.3f}, "
+      "\"think_s\": {}, \"strict\": {}}},\n",
       in.o.connections, in.run.threads, seconds_of(in.o.duration), in.o.rate ? fmt::format("{:g}", *in.o.rate) : "null",
       in.o.close ? "false" : "true", json_string(in.o.method), in.o.body_size, seconds_of(in.o.timeout),
-      seconds_of(in.o.fail_pause));
+      seconds_of(in.o.fail_pause), in.o.think ? fmt::format("{:.3f}", seconds_of(*in.o.think)) : "null",
+      in.o.strict ? "true" : "false");
   out += fmt::format("  \"start_unix_s\": {:.3f},\n",
                      duration<double>(wall_start.time_since_epoch()).count());
   out += fmt::format("  \"elapsed_s\": {:.3f},\n", elapsed);
@@ -196,6 +220,7 @@ std::string json_report(const report_input& in) {
   out += fmt::format("  \"rps\": {:.1f},\n", elapsed > 0 ? double(requests) / elapsed : 0.0);
   out += fmt::format("  \"ok\": {},\n", s.counts[0]);
   out += fmt::format("  \"failures\": {},\n", json_failures(s.counts));
+  out += fmt::format("  \"connections\": {},\n", json_connections(s.connections));
   std::string codes;
   for (std::size_t c = 0; c < s.by_status.size(); ++c)
     if (s.by_status[c]) codes += fmt::format("{}\"{}\": {}", codes.empty() ? "" : ", ", c, s.by_status[c]);
@@ -225,9 +250,10 @@ std::string json_report(const report_input& in) {
     const auto n = sum(sec.counts);
     out += fmt::format(
         "{}\n    {{\"second\": {}, \"requests\": {}, \"ok\": {}, \"failures\": {}, \"p50_ms\": {:.3f}, "
-        "\"p99_ms\": {:.3f}, \"max_ms\": {:.3f}}}",
+        "\"p99_ms\": {:.3f}, \"max_ms\": {:.3f}, \"connections_opened\": {}, \"reconnects\": {}}}",
         i ? "," : "", i, n, sec.counts[0], json_failures(sec.counts), ms(sec.latency.quantile(0.5)),
-        ms(sec.latency.quantile(0.99)), ms(sec.latency.max()));
+        ms(sec.latency.quantile(0.99)), ms(sec.latency.max()), sec.connections.opened,
+        json_reconnects(sec.connections));
   }
   out += "\n  ]\n}\n";
   return out;

@@ -21,8 +21,8 @@ enum class outcome : std::uint8_t {
   http_error,              ///< a 4xx or 5xx response arrived completely (counted by code too)
   connect_refused,         ///< connect() got ECONNREFUSED: nothing listens on the port
   connection_reset,        ///< ECONNRESET/EPIPE while sending or waiting: the peer sent RST
-  closed_before_response,  ///< EOF before the response was complete (incl. an idle keep-alive
-                           ///< connection the server closed as we sent on it)
+  closed_before_response,  ///< EOF before the response was complete (incl. a request written on a
+                           ///< keep-alive connection that showed no sign of close, then got EOF)
   timeout,                 ///< no complete response within --timeout
   other,                   ///< anything else: unparsable response, 1xx final, local errors
 };
@@ -45,10 +45,49 @@ constexpr std::string_view outcome_label(outcome o) noexcept {
 
 using outcome_counts = std::array<std::uint64_t, outcome_count>;
 
+/// Why a client's connection was replaced by a new one. None of these is a failure: each is
+/// what a careful pooled client (Go's Transport, urllib3) does too.
+enum class reconnect_cause : std::uint8_t {
+  closed_while_idle,  ///< FIN/RST (or unsolicited bytes) arrived while the connection sat idle
+  connection_close,   ///< the response said `Connection: close` (or HTTP/1.0, or EOF-delimited body)
+  after_failure,      ///< the previous request on it failed (that failure is counted already)
+};
+inline constexpr std::size_t reconnect_cause_count = 3;
+
+/// Stable machine name of a cause (the --json key).
+constexpr std::string_view reconnect_key(reconnect_cause c) noexcept {
+  constexpr std::array<std::string_view, reconnect_cause_count> keys{"closed_while_idle", "connection_close",
+                                                                     "after_failure"};
+  return keys[static_cast<std::size_t>(c)];
+}
+/// Human label of a cause.
+constexpr std::string_view reconnect_label(reconnect_cause c) noexcept {
+  constexpr std::array<std::string_view, reconnect_cause_count> labels{
+      "closed while idle", "Connection: close", "after a failure"};
+  return labels[static_cast<std::size_t>(c)];
+}
+
+/// Connections opened (connect() completed), and how many of them replaced a previous one.
+struct connection_counts {
+  std::uint64_t opened = 0;
+  std::array<std::uint64_t, reconnect_cause_count> reconnects{};
+
+  std::uint64_t reconnects_total() const noexcept {
+    std::uint64_t t = 0;
+    for (auto v : reconnects) t += v;
+    return t;
+  }
+  void merge(const connection_counts& o) noexcept {
+    opened += o.opened;
+    for (std::size_t i = 0; i < reconnect_cause_count; ++i) reconnects[i] += o.reconnects[i];
+  }
+};
+
 /// One second of the timeline (requests attributed to the second they were meant to be sent).
 struct second_stats {
   outcome_counts counts{};
   coarse_histogram latency;  ///< latencies of requests that got a complete response
+  connection_counts connections;  ///< connections that opened in this second
 };
 
 /// One 100 ms slot, for the plot.
@@ -61,6 +100,7 @@ struct slot_stats {
 /// Everything one worker thread records. Sized once before the run.
 struct run_stats {
   outcome_counts counts{};
+  connection_counts connections;
   std::array<std::uint64_t, 600> by_status{};  ///< complete responses by status code
   fine_histogram latency;                      ///< every complete response
   outcome_counts window_counts{};              ///< requests sent in the second around the action
@@ -83,12 +123,14 @@ struct run_stats {
       counts[i] += o.counts[i];
       window_counts[i] += o.window_counts[i];
     }
+    connections.merge(o.connections);
     for (std::size_t i = 0; i < by_status.size(); ++i) by_status[i] += o.by_status[i];
     latency.merge(o.latency);
     window_latency.merge(o.window_latency);
     for (std::size_t i = 0; i < seconds.size() && i < o.seconds.size(); ++i) {
       for (std::size_t k = 0; k < outcome_count; ++k) seconds[i].counts[k] += o.seconds[i].counts[k];
       seconds[i].latency.merge(o.seconds[i].latency);
+      seconds[i].connections.merge(o.seconds[i].connections);
     }
     for (std::size_t i = 0; i < slots.size() && i < o.slots.size(); ++i) {
       slots[i].ok += o.slots[i].ok;

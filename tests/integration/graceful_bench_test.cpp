@@ -86,10 +86,12 @@ int low_port() {
 struct test_server {
   std::unique_ptr<gt::child> proc;
   int port = 0;
-  explicit test_server(const std::string& mode, int fixed_port = 0, const std::string& pid_file = "") {
+  explicit test_server(const std::string& mode, int fixed_port = 0, const std::string& pid_file = "",
+                       std::vector<std::string> extra = {}) {
     std::vector<std::string> argv{gt::bin("misbehaving-http-server"), "--mode", mode, "--port",
                                   std::to_string(fixed_port)};
     if (!pid_file.empty()) argv.insert(argv.end(), {"--pid-file", pid_file});
+    argv.insert(argv.end(), extra.begin(), extra.end());
     proc = std::make_unique<gt::child>(gt::child::spec{argv});
     EXPECT_TRUE(proc->wait_for_output("listening on", deadline::after(5s))) << proc->output();
     port = static_cast<int>(number_after(proc->output(), "listening on 127.0.0.1:"));
@@ -140,6 +142,8 @@ bench_run run_bench(std::vector<std::string> args, std::chrono::seconds limit = 
 const std::vector<std::string> failure_classes{"http_error", "connect_refused", "connection_reset",
                                                "closed_before_response", "timeout", "other"};
 
+const std::vector<std::string> reconnect_causes{"closed_while_idle", "connection_close", "after_failure"};
+
 /// requests == ok + failures.total == ok + sum of the failure classes.
 void expect_consistent(const bench_run& r) {
   double classes = 0;
@@ -150,6 +154,15 @@ void expect_consistent(const bench_run& r) {
   }
   EXPECT_EQ(r.number("failures.total"), classes) << r.json;
   EXPECT_EQ(r.number("requests"), r.number("ok") + classes) << r.json;
+  // Reconnects add up over their causes and never exceed the connections opened.
+  double causes = 0;
+  for (const auto& k : reconnect_causes) {
+    const double v = r.number("connections." + k);
+    EXPECT_GE(v, 0) << "missing connections.reconnects." << k << "\n" << r.json;
+    causes += v;
+  }
+  EXPECT_EQ(r.number("connections.total"), causes) << r.json;
+  EXPECT_LE(causes, r.number("connections.opened")) << r.json;
 }
 
 /// Runs a short load against a server in `mode` and checks that every failure is of `cls`.
@@ -182,9 +195,12 @@ TEST(graceful_bench, json_has_every_documented_key) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   for (const char* key : {"tool", "schema", "url", "options", "elapsed_s", "requests", "rps", "ok", "failures",
                           "status_codes", "latency_ms", "longest_without_success_ms", "action", "timeline",
-                          "p50", "p90", "p99", "p99_9", "max", "total", "window", "started_s", "ended_s", "second"})
+                          "p50", "p90", "p99", "p99_9", "max", "total", "window", "started_s", "ended_s", "second",
+                          "connections", "opened", "reconnects", "think_s", "strict", "connections_opened"})
     EXPECT_TRUE(r.has(key)) << key << "\n" << r.json;
   for (const auto& k : failure_classes) EXPECT_TRUE(r.has(k)) << k;
+  for (const auto& k : reconnect_causes) EXPECT_TRUE(r.has(k)) << k;
+  EXPECT_EQ(r.number("schema"), 2) << r.json;
   EXPECT_GT(r.number("latency_ms.p99"), 0);
   EXPECT_GE(r.number("latency_ms.max"), r.number("latency_ms.p99"));
   EXPECT_GE(r.number("latency_ms.p99"), r.number("latency_ms.p50"));
@@ -201,6 +217,76 @@ TEST(graceful_bench, json_has_every_documented_key) {
   }
   EXPECT_EQ(seconds, 2);
   EXPECT_EQ(sum, r.number("requests"));
+}
+
+// Schema 2, checked by a real JSON parser: every schema 1 field is still there with its type,
+// and the connection accounting adds up (over causes, over the timeline).
+constexpr const char* schema2_check = R"PY(
+import json, sys
+d = json.load(open(sys.argv[1]))
+num = (int, float)
+def need(obj, key, types, where):
+    assert key in obj, f"{where}: missing {key}"
+    assert isinstance(obj[key], types) and not isinstance(obj[key], bool) or types is bool, f"{where}.{key}: {obj[key]!r}"
+    return obj[key]
+assert d["tool"] == "graceful-bench" and d["schema"] == 2, d.get("schema")
+o = d["options"]
+for k in ("connections", "threads", "duration_s", "body_size", "timeout_s", "fail_pause_s"): need(o, k, num, "options")
+for k in ("keep_alive", "strict"): assert isinstance(o[k], bool), k
+assert o["rate"] is None or isinstance(o["rate"], num)
+assert o["think_s"] is None or isinstance(o["think_s"], num)
+assert isinstance(o["method"], str)
+for k in ("start_unix_s", "elapsed_s", "requests", "rps", "ok", "longest_without_success_ms", "longest_without_success_from_s"):
+    need(d, k, num, "top")
+classes = ("http_error", "connect_refused", "connection_reset", "closed_before_response", "timeout", "other")
+causes = ("closed_while_idle", "connection_close", "after_failure")
+def failures(f, where):
+    for k in classes: need(f, k, int, where)
+    assert f["total"] == sum(f[k] for k in classes), where
+    return f["total"]
+assert d["requests"] == d["ok"] + failures(d["failures"], "failures")
+for k in ("count", "p50", "p90", "p99", "p99_9", "max", "mean"): need(d["latency_ms"], k, num, "latency_ms")
+assert isinstance(d["status_codes"], dict)
+c = d["connections"]
+need(c, "opened", int, "connections")
+def reconnects(r, where):
+    for k in causes: need(r, k, int, where)
+    assert r["total"] == sum(r[k] for k in causes), where
+    return r["total"]
+assert reconnects(c["reconnects"], "connections.reconnects") <= c["opened"]
+t = d["timeline"]
+assert len(t) >= 1 and [s["second"] for s in t] == list(range(len(t)))
+for s in t:
+    for k in ("requests", "ok", "p50_ms", "p99_ms", "max_ms", "connections_opened"): need(s, k, num, "timeline")
+    assert s["requests"] == s["ok"] + failures(s["failures"], "timeline.failures")
+    reconnects(s["reconnects"], "timeline.reconnects")
+assert sum(s["requests"] for s in t) == d["requests"]
+assert sum(s["connections_opened"] for s in t) == c["opened"], "timeline connections"
+for k in causes:
+    assert sum(s["reconnects"][k] for s in t) == c["reconnects"][k], k
+a = d["action"]
+assert a is None or (isinstance(a["command"], str) and "window" in a)
+print("schema 2 ok", c["opened"], c["reconnects"]["total"])
+)PY";
+
+TEST(graceful_bench, json_schema_2_parses_and_its_connection_accounting_adds_up) {
+  // idle-timeout with think time: a run with reconnects in it, so the sums are not of zeros.
+  test_server s("idle-timeout", 0, "", {"--idle-ms", "30"});
+  auto r = run_bench({s.url(), "-c", "3", "-t", "1", "-d", "1200ms", "--think", "100ms", "--at", "300ms",
+                      "--exec", "true"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  temp_dir dir;
+  const auto json = dir.path / "run.json", script = dir.path / "check.py";
+  std::ofstream(json) << r.json;
+  std::ofstream(script) << schema2_check;
+  gt::child py({{"/usr/bin/python3", script.string(), json.string()}});
+  EXPECT_EQ(py.wait(deadline::after(20s)), 0) << py.output() << "\n" << r.json;
+  EXPECT_NE(py.output().find("schema 2 ok"), std::string::npos) << py.output();
+  EXPECT_GT(r.number("connections.total"), 0) << r.json;
+  // A document whose counts do not add up fails the same check (the check can fail).
+  std::ofstream(json) << std::string(r.json).replace(r.json.find("\"opened\": "), 10, "\"opened\": 100000");
+  gt::child bad({{"/usr/bin/python3", script.string(), json.string()}});
+  EXPECT_NE(bad.wait(deadline::after(20s)), 0) << bad.output();
 }
 
 TEST(graceful_bench, counts_connect_refused_when_nothing_listens) {
@@ -255,20 +341,102 @@ TEST(graceful_bench, new_connection_per_request_with_close_flag) {
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_GT(r.number("ok"), 10);
   EXPECT_NE(r.json.find(R"("keep_alive": false)"), std::string::npos);
+  // A connection per request is the client's choice, not a reconnect.
+  EXPECT_EQ(r.number("connections.opened"), r.number("requests")) << r.json;
+  EXPECT_EQ(r.number("connections.total"), 0) << r.json;
 }
 
-TEST(graceful_bench, counts_a_keepalive_connection_the_server_closes_as_the_client_sends_and_does_not_retry) {
-  // The server answers one request per connection without `Connection: close` and then closes:
-  // the client's next request on that connection is lost. A client that silently retried
-  // would report no failure here.
+TEST(graceful_bench, a_connection_closed_right_after_a_response_ends_in_a_reconnect_or_a_failure_never_both) {
+  // The server answers one request per connection without `Connection: close` and then closes.
+  // Whether the FIN is in before the next request goes is a race: seen, the client reconnects
+  // (not a failure); not seen, the request written on the closing connection is lost and
+  // counted, never retried. Each answered connection ends in exactly one of the two.
   test_server s("idle-close");
   auto r = run_bench({s.url(), "-c", "2", "-t", "1", "-d", "500ms"});
+  const double lost = r.number("failures.connection_reset") + r.number("failures.closed_before_response");
+  EXPECT_EQ(r.number("failures.total"), lost) << r.json;
+  EXPECT_EQ(r.exit_code, lost > 0 ? 1 : 0) << r.output;
+  EXPECT_GT(r.number("ok"), 10) << r.json;
+  EXPECT_NEAR(r.number("ok"), r.number("connections.closed_while_idle") + lost, 2) << r.json;
+  EXPECT_EQ(r.number("connections.connection_close"), 0) << r.json;
+  expect_consistent(r);
+}
+
+TEST(graceful_bench, an_idle_connection_the_server_closed_is_a_reconnect_not_a_failure) {
+  // A keep-alive server with a 30 ms idle timeout, clients that pause 75-225 ms between
+  // requests: every pause outlasts the timeout, so the pool holds closed connections, as Go's
+  // and urllib3's do. A careful client sees the FIN before reuse and opens a new connection.
+  test_server s("idle-timeout", 0, "", {"--idle-ms", "30"});
+  auto r = run_bench({s.url(), "-c", "4", "-t", "1", "-d", "1500ms", "--think", "150ms"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.number("failures.total"), 0) << r.json;
+  EXPECT_GT(r.number("connections.closed_while_idle"), 0) << r.json;
+  EXPECT_EQ(r.number("connections.after_failure"), 0) << r.json;
+  // Each of the 4 clients opened one connection, plus one per reconnect.
+  EXPECT_EQ(r.number("connections.opened"), 4 + r.number("connections.total")) << r.json;
+  EXPECT_NE(r.output.find("closed while idle"), std::string::npos) << r.output;
+  expect_consistent(r);
+}
+
+TEST(graceful_bench, strict_counts_a_request_on_an_idle_closed_connection_as_a_failure) {
+  // The same server and pauses with --strict (reuse without checking, a naive client): the
+  // request goes on the closed connection and is lost.
+  test_server s("idle-timeout", 0, "", {"--idle-ms", "30"});
+  auto r = run_bench({s.url(), "-c", "4", "-t", "1", "-d", "1500ms", "--think", "150ms", "--strict"});
   EXPECT_EQ(r.exit_code, 1) << r.output;
   const double lost = r.number("failures.connection_reset") + r.number("failures.closed_before_response");
   EXPECT_GT(lost, 0) << r.json;
   EXPECT_EQ(r.number("failures.total"), lost) << r.json;
-  // Every connection serves exactly one ok and then loses exactly one request.
-  EXPECT_NEAR(r.number("ok"), lost, 2) << r.json;
+  EXPECT_EQ(r.number("connections.closed_while_idle"), 0) << r.json;
+  EXPECT_NE(r.json.find(R"("strict": true)"), std::string::npos) << r.json;
+  expect_consistent(r);
+}
+
+TEST(graceful_bench, a_request_written_before_any_sign_of_close_that_gets_eof_is_a_failure) {
+  // The server answers the first request keep-alive, then reads the second completely and
+  // closes without answering: nothing was readable when the client wrote, so this is the real
+  // race a restart can cause, and a careful client loses the request too.
+  auto r = expect_only_class("close-second", "closed_before_response");
+  EXPECT_NEAR(r.number("ok"), r.number("failures.closed_before_response"), 4) << r.json;
+  EXPECT_EQ(r.number("connections.closed_while_idle"), 0) << r.json;
+  EXPECT_GT(r.number("connections.after_failure"), 0) << r.json;
+}
+
+TEST(graceful_bench, a_request_written_before_any_sign_of_close_that_gets_rst_is_a_failure) {
+  auto r = expect_only_class("reset-second", "connection_reset");
+  EXPECT_NEAR(r.number("ok"), r.number("failures.connection_reset"), 4) << r.json;
+  EXPECT_EQ(r.number("connections.closed_while_idle"), 0) << r.json;
+}
+
+TEST(graceful_bench, think_time_spreads_a_connections_requests) {
+  test_server s("ok");
+  auto r = run_bench({s.url(), "-c", "4", "-t", "1", "-d", "2s", "--think", "200ms"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  // Each pause is at least 100 ms (200 ms - 50%): at most 2 s / 100 ms + 1 requests per
+  // connection; without --think the same run sends thousands.
+  EXPECT_LE(r.number("requests"), 4 * 21) << r.json;
+  EXPECT_GE(r.number("requests"), 4) << r.json;
+  // Spread over the run, not sent at once: both seconds of the timeline have requests.
+  std::size_t pos = r.json.find("\"timeline\"");
+  int busy_seconds = 0;
+  for (;;) {
+    if (number_after(r.json, "{\"second\": ", pos, &pos) < 0) break;
+    if (number_after(r.json, "\"requests\": ", pos, &pos) > 0) ++busy_seconds;
+  }
+  EXPECT_EQ(busy_seconds, 2) << r.json;
+  // Idle between requests, yet kept alive: one connection per client.
+  EXPECT_EQ(r.number("connections.opened"), 4) << r.json;
+  EXPECT_NE(r.json.find(R"("think_s": 0.200)"), std::string::npos) << r.json;
+  expect_consistent(r);
+}
+
+TEST(graceful_bench, connection_close_answers_are_counted_as_reconnects) {
+  test_server s("close-each");
+  auto r = run_bench({s.url(), "-c", "2", "-t", "1", "-d", "300ms"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_GT(r.number("connections.connection_close"), 10) << r.json;
+  EXPECT_EQ(r.number("connections.opened"), 2 + r.number("connections.connection_close")) << r.json;
+  EXPECT_EQ(r.number("connections.closed_while_idle"), 0) << r.json;
   expect_consistent(r);
 }
 
@@ -315,8 +483,8 @@ TEST(graceful_bench, sigint_stops_the_load_early_reports_and_skips_a_pending_exe
   const auto marker = dir.path / "touched";
   gt::child c({{gt::bin("graceful-bench"), s.url(), "-c", "2", "-d", "60s", "--at", "50s", "--exec",
                 "touch " + marker.string()}});
-  ASSERT_TRUE(c.wait_for_output("", deadline::after(1s)));
-  std::this_thread::sleep_for(500ms);
+  // The load is running once the server has answered its first request.
+  ASSERT_TRUE(s.proc->wait_for_output("served first request", deadline::after(10s))) << s.proc->output();
   c.signal(SIGINT);
   EXPECT_EQ(c.wait(deadline::after(10s)), 0) << c.output();  // all requests so far were ok
   EXPECT_NE(c.output().find("no request failed"), std::string::npos) << c.output();
@@ -342,6 +510,9 @@ TEST(graceful_bench, bad_usage_exits_2_with_a_message) {
       {s.url(), "-H", "no colon here"},
       {s.url(), "--timeout", "0"},
       {s.url(), "--json", "/nonexistent-dir/x.json"},
+      {s.url(), "--think", "0"},
+      {s.url(), "--think", "soon"},
+      {s.url(), "--think", "100ms", "--rate", "10"},
   };
   for (const auto& args : bad) {
     std::vector<std::string> argv{gt::bin("graceful-bench")};

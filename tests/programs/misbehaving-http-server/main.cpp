@@ -1,7 +1,8 @@
 // misbehaving-http-server: an HTTP/1.1 server on 127.0.0.1 that fails in one chosen way, so
 // that tests can check that a client counts exactly that failure.
-//   misbehaving-http-server --mode MODE [--port P] [--pid-file F]
-// Prints "listening on 127.0.0.1:PORT" once it accepts. Thread per connection, plain sockets:
+//   misbehaving-http-server --mode MODE [--port P] [--pid-file F] [--idle-ms N]
+// Prints "listening on 127.0.0.1:PORT" once it accepts, and "served first request" once it
+// has answered one (tests wait for that instead of sleeping). Thread per connection, plain sockets:
 // the point is to be obviously correct, not fast.
 //
 // Modes (what happens to each request):
@@ -13,6 +14,12 @@
 //   hang        read the request, never answer
 //   idle-close  answer the first request keep-alive, then close at once, as a server does
 //               with an idle keep-alive connection while the client is sending the next one
+//   idle-timeout  a correct keep-alive server with an idle timeout: after a response, a
+//               connection with no new request within --idle-ms (50) is closed (FIN); a
+//               request that arrived in time is answered
+//   close-second  answer the first request keep-alive, read the second completely, close
+//               without answering (FIN): the client wrote before any sign of the close
+//   reset-second  the same, but close with RST
 //   partial     send half a response, then close
 //   garbage     answer with bytes that are not HTTP, then close
 #include <atomic>
@@ -25,6 +32,7 @@
 #include <thread>
 
 #include <arpa/inet.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -32,6 +40,25 @@
 namespace {
 
 std::string mode;
+int idle_ms = 50;
+std::atomic<bool> served_one{false};
+
+void note_served() {
+  if (!served_one.exchange(true)) {
+    std::printf("served first request\n");
+    std::fflush(stdout);
+  }
+}
+
+/// Waits until `fd` is readable or `ms` pass; false on timeout.
+bool readable_within(int fd, int ms) {
+  pollfd p{fd, POLLIN, 0};
+  for (;;) {
+    const int n = ::poll(&p, 1, ms);
+    if (n < 0 && errno == EINTR) continue;
+    return n > 0;
+  }
+}
 
 bool send_all(int fd, std::string_view s) {
   while (!s.empty()) {
@@ -73,16 +100,28 @@ bool read_request(int fd, std::string& buf, std::string& req) {
 void serve(int fd) {
   std::string buf, req;
   int served = 0;
-  while (read_request(fd, buf, req)) {
+  for (;;) {
+    if (mode == "idle-timeout" && served > 0 && buf.empty() && !readable_within(fd, idle_ms)) break;
+    if (!read_request(fd, buf, req)) break;
     ++served;
     const bool client_close = req.find("\r\nconnection: close") != std::string::npos;
-    if (mode == "ok" || mode == "status500" || mode == "idle-close") {
+    if ((mode == "close-second" || mode == "reset-second") && served == 2) {
+      if (mode == "reset-second") {
+        linger l{1, 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+      }
+      break;
+    }
+    if (mode == "ok" || mode == "status500" || mode == "idle-close" || mode == "idle-timeout" ||
+        mode == "close-second" || mode == "reset-second") {
       const char* status = mode == "status500" ? "500 Internal Server Error" : "200 OK";
       std::string resp = std::string("HTTP/1.1 ") + status + "\r\nContent-Length: 2\r\n" +
                          (client_close ? "Connection: close\r\n" : "") + "\r\nok";
-      if (!send_all(fd, resp) || client_close || mode == "idle-close") break;
+      const bool sent = send_all(fd, resp);
+      if (sent) note_served();
+      if (!sent || client_close || mode == "idle-close") break;
     } else if (mode == "close-each") {
-      send_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+      if (send_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")) note_served();
       break;
     } else if (mode == "reset") {
       linger l{1, 0};  // close() now sends RST instead of FIN (tcp(7), SO_LINGER with 0 timeout)
@@ -116,13 +155,14 @@ int main(int argc, char** argv) {
     if (a == "--mode") mode = argv[i + 1];
     else if (a == "--port") port = std::atoi(argv[i + 1]);
     else if (a == "--pid-file") pid_file = argv[i + 1];
+    else if (a == "--idle-ms") idle_ms = std::atoi(argv[i + 1]);
     else {
       std::fprintf(stderr, "unknown flag %s\n", argv[i]);
       return 2;
     }
   }
   if (mode.empty()) {
-    std::fprintf(stderr, "usage: misbehaving-http-server --mode MODE [--port P] [--pid-file F]\n");
+    std::fprintf(stderr, "usage: misbehaving-http-server --mode MODE [--port P] [--pid-file F] [--idle-ms N]\n");
     return 2;
   }
   const int ls = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
