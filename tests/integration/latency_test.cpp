@@ -9,11 +9,14 @@
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "delay_proxy.hpp"
 #include "http_client.hpp"
+#include "temp_dir.hpp"
 #include "upgrade_load_support.hpp"
 
 namespace {
@@ -24,16 +27,6 @@ namespace gt = graceful::test;
 namespace ul = graceful::test::upgrade_load;
 using steady = std::chrono::steady_clock;
 
-/// A misbehaving-http-server child (tests/programs) in `mode`, on a free port.
-struct misbehaving {
-  std::unique_ptr<gt::child> proc;
-  int port = 0;
-  explicit misbehaving(const std::string& mode) {
-    proc = std::make_unique<gt::child>(gt::child::spec{{gt::bin("misbehaving-http-server"), "--mode", mode}});
-    EXPECT_TRUE(proc->wait_for_output("listening on", deadline::after(10s))) << proc->output();
-    port = gt::port_of(proc->output().substr(proc->output().find("127.0.0.1:")));
-  }
-};
 
 gt::delay_proxy_options through(int port, std::chrono::microseconds d = 20ms) {
   gt::delay_proxy_options o;
@@ -43,7 +36,7 @@ gt::delay_proxy_options through(int port, std::chrono::microseconds d = 20ms) {
 }
 
 TEST(delay_proxy, a_request_and_its_response_each_take_the_one_way_delay) {
-  misbehaving s("ok");
+  ul::misbehaving s("ok");
   gt::delay_proxy proxy(through(s.port, 30ms));
   ASSERT_TRUE(proxy.ok()) << proxy.error().message();
   gt::http_conn c(proxy.port());
@@ -63,7 +56,7 @@ TEST(delay_proxy, a_request_and_its_response_each_take_the_one_way_delay) {
 }
 
 TEST(delay_proxy, bytes_then_fin_arrive_in_order) {
-  misbehaving s("partial");  // half a response, then FIN
+  ul::misbehaving s("partial");  // half a response, then FIN
   gt::delay_proxy proxy(through(s.port));
   gt::http_conn c(proxy.port());
   ASSERT_TRUE(c.send(gt::get_request("/")));
@@ -72,7 +65,7 @@ TEST(delay_proxy, bytes_then_fin_arrive_in_order) {
 }
 
 TEST(delay_proxy, a_reset_is_passed_on_as_a_reset) {
-  misbehaving s("reset");
+  ul::misbehaving s("reset");
   gt::delay_proxy proxy(through(s.port));
   gt::http_conn c(proxy.port());
   ASSERT_TRUE(c.send(gt::get_request("/")));
@@ -80,7 +73,7 @@ TEST(delay_proxy, a_reset_is_passed_on_as_a_reset) {
 }
 
 TEST(delay_proxy, a_client_fin_reaches_the_server_and_its_answer_comes_back) {
-  misbehaving s("ok");
+  ul::misbehaving s("ok");
   gt::delay_proxy proxy(through(s.port));
   gt::http_conn c(proxy.port());
   ASSERT_TRUE(c.send(gt::get_request("/")));
@@ -92,8 +85,9 @@ TEST(delay_proxy, a_client_fin_reaches_the_server_and_its_answer_comes_back) {
 }
 
 TEST(delay_proxy, a_refused_upstream_is_a_reset_for_the_client) {
-  const int nobody = gt::free_port();
-  gt::delay_proxy proxy(through(nobody));
+  ul::refusing_port nobody;
+  ASSERT_GT(nobody.port, 0);
+  gt::delay_proxy proxy(through(nobody.port));
   gt::http_conn c(proxy.port());
   ASSERT_TRUE(c.connected());
   c.send(gt::get_request("/"));
@@ -101,12 +95,12 @@ TEST(delay_proxy, a_refused_upstream_is_a_reset_for_the_client) {
 }
 
 /// graceful-bench through `proxy` until stopped: closed-loop GET and POST with think time.
-std::vector<std::unique_ptr<ul::load_child>> start_loads(const ul::scratch& dir, int proxy_port) {
+std::vector<std::unique_ptr<ul::load_child>> start_loads(const gt::temp_dir& dir, int proxy_port) {
   const std::string base = "http://127.0.0.1:" + std::to_string(proxy_port);
   std::vector<std::unique_ptr<ul::load_child>> loads;
   auto add = [&](const std::string& name, std::vector<std::string> args) {
     std::vector<std::string> argv{gt::bin("graceful-bench"), "-c", "4", "-t", "1", "-d", "300s", "--json",
-                                  (dir.path / (name + ".json")).string()};
+                                  dir / (name + ".json")};
     argv.insert(argv.end(), args.begin(), args.end());
     loads.push_back(std::make_unique<ul::load_child>(name, argv));
   };
@@ -118,11 +112,11 @@ std::vector<std::unique_ptr<ul::load_child>> start_loads(const ul::scratch& dir,
 }
 
 /// Stops the loads and checks that none lost a request. Returns the reconnects of all loads.
-double expect_no_failure(const ul::scratch& dir, std::vector<std::unique_ptr<ul::load_child>>& loads) {
+double expect_no_failure(const gt::temp_dir& dir, std::vector<std::unique_ptr<ul::load_child>>& loads) {
   double reconnects = 0;
   for (auto& l : loads) {
     l->stop();
-    const std::string json = gt::read_file((dir.path / (l->name + ".json")).string());
+    const std::string json = gt::read_file(dir / (l->name + ".json"));
     EXPECT_EQ(l->status, std::optional<int>(0)) << l->name << ": " << l->output;
     EXPECT_EQ(ul::json_number(json, "failures.total"), 0) << l->name << ": " << l->output;
     EXPECT_GT(ul::json_number(json, "ok"), 0) << l->name << ": " << l->output;
@@ -132,16 +126,17 @@ double expect_no_failure(const ul::scratch& dir, std::vector<std::unique_ptr<ul:
 }
 
 void upgrades_through_the_proxy_lose_nothing(int upgrades) {
-  ul::scratch dir;
-  ul::server_generations server(dir.path, {"--log-level", "warn"});
-  ASSERT_TRUE(server.ready()) << server.first_output();
+  gt::temp_dir dir("latency");
+  gt::upgradable_server server;
+  ASSERT_TRUE(server.start()) << server.first().output();
   gt::delay_proxy proxy(through(server.port()));
   ASSERT_TRUE(proxy.ok());
   auto loads = start_loads(dir, proxy.port());
   const unsigned conns = 8;  // 2 loads x 4 connections
   ASSERT_TRUE(ul::load_on_live_generation(server.port(), conns));
   for (int i = 0; i < upgrades; ++i) {
-    ASSERT_TRUE(server.upgrade()) << "upgrade " << i << "\n" << server.first_output();
+    std::string why;
+    ASSERT_GT(server.upgrade(&why), 0) << "upgrade " << i << ": " << why;
     // Each upgrade forces one reconnect per connection (`Connection: close`, or closed while
     // idle); the next upgrade waits until all of them are on the new generation.
     ASSERT_TRUE(ul::load_on_live_generation(server.port(), conns)) << "upgrade " << i;
@@ -161,25 +156,22 @@ TEST(latency_20ms, rollout_of_five_upgrades_in_a_row_loses_no_request) {
 }
 
 TEST(latency_20ms, sigterm_drains_requests_in_flight_through_the_proxy) {
-  ul::scratch dir;
+  gt::temp_dir dir("latency");
   // The drain delay keeps the listener open while the load stops, as a deregistration would.
-  ul::server_generations server(dir.path, {"--drain-delay", "3s"});
-  ASSERT_TRUE(server.ready()) << server.first_output();
+  gt::upgradable_server server;
+  ASSERT_TRUE(server.start({"--drain-delay", "3s"})) << server.first().output();
   gt::delay_proxy proxy(through(server.port()));
   const std::string url = "http://127.0.0.1:" + std::to_string(proxy.port()) + "/slow?ms=100";
   std::vector<std::unique_ptr<ul::load_child>> loads;
   loads.push_back(std::make_unique<ul::load_child>(
       "slow", std::vector<std::string>{gt::bin("graceful-bench"), "-c", "8", "-t", "1", "-d", "300s", "--think",
-                                       "50ms", "--json", (dir.path / "slow.json").string(), url}));
+                                       "50ms", "--json", dir / "slow.json", url}));
   ASSERT_TRUE(ul::load_on_live_generation(server.port(), 8));
-  const pid_t pid = server.live();
-  ::kill(pid, SIGTERM);
-  ASSERT_TRUE(gt::eventually([&] { return server.first_output().find("draining") != std::string::npos; },
-                             ul::patient()))
-      << server.first_output();
+  server.first().signal(SIGTERM);
+  ASSERT_TRUE(server.first().wait_for_output("draining", ul::patient())) << server.first().output();
   // Requests sent while draining, and those in flight when the load stops, are all answered.
   expect_no_failure(dir, loads);
-  EXPECT_EQ(server.wait_first_exit(), std::optional<int>(0)) << server.first_output();
+  EXPECT_EQ(server.first().wait(ul::patient()), std::optional<int>(0)) << server.first().output();
 }
 
 } // namespace

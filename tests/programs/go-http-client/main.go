@@ -6,7 +6,12 @@
 // or requests of which nothing was written): every request it sent on a connection that then
 // closed is reported as failed, not silently retried.
 //
-//	go-http-client -url http://127.0.0.1:PORT/echo [-c 4] [-d 2s] [-think 0] [-body 64] [-ready FILE]
+// With the shared pool (default), a connection a server closes right after a response can be
+// handed to another goroutine in the instant before the Transport's background read has seen
+// the FIN: that request fails with "server closed idle connection". -per-client-pool gives
+// each goroutine its own pool, as graceful-bench's clients each own their connection.
+//
+//	go-http-client -url http://127.0.0.1:PORT/echo [-c 4] [-d 2s] [-think 0] [-body 64] [-ready FILE] [-per-client-pool]
 //
 // SIGINT or SIGTERM stops the load early (requests in flight finish). Prints one JSON line: {"requests", "ok", "failed", "connections_opened", "errors": {text: n}}.
 // -ready FILE is created once the first response arrived (tests wait for it). Exit 0 if no
@@ -44,18 +49,22 @@ func main() {
 	think := flag.Duration("think", 0, "pause between a client's requests (jittered 50%..150%)")
 	bodySize := flag.Int("body", 64, "request body bytes")
 	ready := flag.String("ready", "", "file created once the first response arrived")
+	perClient := flag.Bool("per-client-pool", false,
+		"one Transport (pool of one connection) per client, as graceful-bench's clients; default one shared pool")
 	flag.Parse()
 	if *url == "" || *conns < 1 || *dur <= 0 || *bodySize < 0 {
 		fmt.Fprintln(os.Stderr, "go-http-client: need -url, -c >= 1, -d > 0, -body >= 0")
 		os.Exit(2)
 	}
-	tr := &http.Transport{
-		MaxIdleConns:        *conns,
-		MaxIdleConnsPerHost: *conns,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
+	newClient := func(pool int) *http.Client {
+		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+			MaxIdleConns:        pool,
+			MaxIdleConnsPerHost: pool,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
+		}}
 	}
-	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	shared := newClient(*conns)
 	payload := bytes.Repeat([]byte("x"), *bodySize)
 
 	var requests, ok, failed, opened int64
@@ -74,6 +83,10 @@ func main() {
 		go func(seed int64) {
 			defer wg.Done()
 			rng := rand.New(rand.NewSource(seed))
+			client := shared
+			if *perClient {
+				client = newClient(1)
+			}
 			for time.Now().Before(stopAt) && atomic.LoadInt32(&stopping) == 0 {
 				trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
 					if !info.Reused {
