@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang (ASan+UBSan, in build-fuzz/, only the HTTP library
 # and the targets: nothing else is rebuilt) and runs each for a bounded time on the seed
-# corpus fuzz/corpus/http. Any crash, sanitizer report, leak or hang (-timeout) fails.
+# corpus (fuzz/corpus/http; fuzz/corpus/h2 for the HTTP/2 target). Any crash, sanitizer report, leak or hang (-timeout) fails.
 #   scripts/fuzz.sh [seconds]     default 60 s in all, split between the targets
 # New interesting inputs go to build-fuzz/corpus/<target>/ (not into the repository);
 # a crashing input is written to build-fuzz/artifacts/ and its path printed.
@@ -12,7 +12,7 @@ case "$seconds" in ''|*[!0-9]*) echo "fuzz.sh: seconds must be a whole number" >
 command -v clang++ >/dev/null || { echo "fuzz.sh: clang++ not found (apt-get install clang)" >&2; exit 2; }
 
 build=build-fuzz
-targets=(request_parser_fuzz http_server_fuzz)
+targets=(request_parser_fuzz http_server_fuzz h2_server_fuzz)
 # Boost 1.74's Asio enables co_await for clang only with libc++'s <experimental/coroutine>;
 # clang 14 with libstdc++ 12 has C++20 <coroutine>, which Asio already detects, so say so.
 # Stack dumps (src/diag) use gcc's libbacktrace; its header lives among gcc's own headers,
@@ -42,11 +42,13 @@ status=0
 for t in "${targets[@]}"; do
   mkdir -p "$build/corpus/$t"
   log="$build/$t.log"
+  seeds=fuzz/corpus/http
+  [ "$t" = h2_server_fuzz ] && seeds=fuzz/corpus/h2
   echo "== $t: ${per}s =="
   # -timeout: one input taking over 10 s is a hang and fails like a crash.
   if ! "$build/bin/$t" -max_total_time="$per" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
        -print_final_stats=1 -artifact_prefix="$build/artifacts/$t-" \
-       "$build/corpus/$t" fuzz/corpus/http >"$log" 2>&1; then
+       "$build/corpus/$t" "$seeds" >"$log" 2>&1; then
     status=1
     tail -n 60 "$log"
     echo "fuzz.sh: $t FAILED (crash input in $build/artifacts/)" >&2
