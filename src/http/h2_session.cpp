@@ -197,7 +197,7 @@ struct h2_session::callbacks {
         // nghttp2 itself tore the connection down (its own flood or protocol checks).
         s.terminated_ = true;
         if (s.error_.empty()) s.error_ = nghttp2_http2_strerror(f->goaway.error_code);
-        spdlog::warn("http2: {}: GOAWAY {} sent by the protocol library", s.s_.peer,
+        s.log().warn("http2: {}: GOAWAY {} sent by the protocol library", s.s_.peer,
                      nghttp2_http2_strerror(f->goaway.error_code));
       }
     } else if ((f->hd.type == NGHTTP2_DATA || f->hd.type == NGHTTP2_HEADERS) &&
@@ -427,7 +427,7 @@ bool h2_session::feed(const char* p, std::size_t n) {
     failed_ = true;
     if (error_.empty()) error_ = nghttp2_strerror(static_cast<int>(rv));
     if (rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS)
-      spdlog::warn("http2: {}: {}: connection closed", s_.peer, error_);
+      log().warn("http2: {}: {}: connection closed", s_.peer, error_);
     return false;
   }
   return !failed_;
@@ -538,6 +538,8 @@ void h2_session::release(h2_stream& st) {
 
 // ---- shutdown and abuse ----
 
+spdlog::logger& h2_session::log() const noexcept { return log_ ? *log_ : *spdlog::default_logger_raw(); }
+
 void h2_session::send_ping(const char (&payload)[9]) {
   nghttp2_submit_ping(ng_, NGHTTP2_FLAG_NONE, reinterpret_cast<const std::uint8_t*>(payload));
 }
@@ -564,7 +566,7 @@ void h2_session::terminate(std::uint32_t code, std::string_view reason) {
   error_ = std::string(reason);
   phase_ = phase::goaway_sent;
   final_id_ = nghttp2_session_get_last_proc_stream_id(ng_);
-  spdlog::warn("http2: {}: {}: GOAWAY {}", s_.peer, reason, nghttp2_http2_strerror(code));
+  log().warn("http2: {}: {}: GOAWAY {}", s_.peer, reason, nghttp2_http2_strerror(code));
   nghttp2_session_terminate_session(ng_, code);
 }
 

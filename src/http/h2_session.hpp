@@ -30,6 +30,7 @@
 #include <graceful/http/message.hpp>
 
 struct nghttp2_session;
+namespace spdlog { class logger; }
 
 namespace graceful::http::detail {
 
@@ -120,6 +121,8 @@ public:
   h2_session(const h2_session&) = delete;
   h2_session& operator=(const h2_session&) = delete;
 
+  /// Warnings (floods, rapid reset, cut connections) go here; default: spdlog's default logger.
+  void set_logger(spdlog::logger* l) noexcept { log_ = l; }
   /// Requests are given this stop token (requested when the server shuts down).
   void set_stop_token(const std::stop_token* t) noexcept { stop_ = t; }
 
@@ -213,9 +216,11 @@ private:
   void erase(std::int32_t id);
   bool submit(h2_stream& st, std::string_view date, bool with_provider, std::size_t length);
   void send_ping(const char (&payload)[9]);
+  spdlog::logger& log() const noexcept;
 
   h2_settings s_;
   observer* obs_;
+  spdlog::logger* log_ = nullptr;
   nghttp2_session* ng_ = nullptr;
   std::map<std::int32_t, std::unique_ptr<h2_stream>> streams_;
   std::vector<std::int32_t> ready_;
