@@ -196,6 +196,7 @@ struct h2_session::callbacks {
       if (f->goaway.error_code != NGHTTP2_NO_ERROR && !s.terminated_) {
         // nghttp2 itself tore the connection down (its own flood or protocol checks).
         s.terminated_ = true;
+        s.failed_ = true;  // no frame is processed after it: the connection may close
         if (s.error_.empty()) s.error_ = nghttp2_http2_strerror(f->goaway.error_code);
         s.log().warn("http2: {}: GOAWAY {} sent by the protocol library", s.s_.peer,
                      nghttp2_http2_strerror(f->goaway.error_code));
