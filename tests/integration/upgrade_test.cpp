@@ -61,8 +61,9 @@ protected:
 
   /// The whole scenario: load from the command `load` makes once the server listens (stopped
   /// with SIGINT, so it reports), 20 upgrades.
-  void upgrades_under_load(const std::function<std::vector<std::string>()>& load) {
-    start();  // serving once the pid file names it
+  /// `threads` is graceful-server's --threads: 1, or 0 for one loop per core (the default).
+  void upgrades_under_load(const std::function<std::vector<std::string>()>& load, int threads = 1) {
+    start({"--threads", std::to_string(threads)});  // serving once the pid file names it
     // Measured before any connection: a closed connection lingers a little (FIN, then input
     // discarded) and would count.
     std::this_thread::sleep_for(100ms);
@@ -160,6 +161,36 @@ TEST_F(server_upgrade, twenty_sighup_upgrades_under_graceful_bench_close_load_fa
     return std::vector<std::string>{gt::bin("graceful-bench"), url(), "-c", "16", "-t", "2", "-d", "60s", "--close",
                                     "--json", json};
   });
+  expect_bench_clean(json, out_);
+}
+
+// The same with graceful-server's default --threads (one event loop per core): what users run.
+TEST_F(server_upgrade, twenty_sighup_upgrades_with_a_loop_per_core_under_wrk_keep_alive_load_fail_no_request) {
+  upgrades_under_load([&] { return std::vector<std::string>{"/usr/bin/wrk", "-t2", "-c16", "-d60s", url()}; }, 0);
+  expect_wrk_clean(out_);
+}
+
+TEST_F(server_upgrade, twenty_sighup_upgrades_with_a_loop_per_core_under_wrk_connection_close_load_fail_no_request) {
+  upgrades_under_load([&] {
+    return std::vector<std::string>{"/usr/bin/wrk", "-t2", "-c16", "-d60s", "-H", "Connection: close", url()};
+  }, 0);
+  expect_wrk_clean(out_);
+}
+
+TEST_F(server_upgrade, twenty_sighup_upgrades_with_a_loop_per_core_under_graceful_bench_keep_alive_load_fail_no_request) {
+  auto json = (dir_ / "bench.json").string();
+  upgrades_under_load([&] {
+    return std::vector<std::string>{gt::bin("graceful-bench"), url(), "-c", "16", "-t", "2", "-d", "60s", "--json", json};
+  }, 0);
+  expect_bench_clean(json, out_);
+}
+
+TEST_F(server_upgrade, twenty_sighup_upgrades_with_a_loop_per_core_under_graceful_bench_close_load_fail_no_request) {
+  auto json = (dir_ / "bench.json").string();
+  upgrades_under_load([&] {
+    return std::vector<std::string>{gt::bin("graceful-bench"), url(), "-c", "16", "-t", "2", "-d", "60s", "--close",
+                                    "--json", json};
+  }, 0);
   expect_bench_clean(json, out_);
 }
 

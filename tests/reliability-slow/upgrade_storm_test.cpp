@@ -44,11 +44,14 @@ struct load {
 
 } // namespace
 
-TEST(upgrade_storm, fifty_sighup_upgrades_under_get_post_keep_alive_and_close_load_fail_no_request) {
+namespace {
+
+/// `threads`: graceful-server's --threads, 1 or 0 (one loop per core, the default).
+void fifty_upgrades_under_four_loads(int threads) {
   const int upgrades = sanitized ? 10 : 50;
   if (sanitized) std::printf("sanitizer build: scaled down to %d upgrades\n", upgrades);
   upgradable_server srv;
-  ASSERT_TRUE(srv.start({"--threads", "1"})) << srv.first().output();
+  ASSERT_TRUE(srv.start({"--threads", std::to_string(threads)})) << srv.first().output();
   child& server = srv.first();
   const int port = srv.port();
   auto pid = [&] { return srv.pid(); };
@@ -121,7 +124,7 @@ TEST(upgrade_storm, fifty_sighup_upgrades_under_get_post_keep_alive_and_close_lo
   }
   long rss_min = *std::min_element(rss.begin(), rss.end()), rss_max = *std::max_element(rss.begin(), rss.end());
   figure("upgrade storm: " + std::to_string(upgrades) + " SIGHUP upgrades in " + std::to_string(storm_s).substr(0, 5) +
-         " s under 4 loads (GET/POST x keep-alive/close, 16 connections): " + std::to_string(requests) + " requests, " +
+         " s (--threads " + std::to_string(threads) + ") under 4 loads (GET/POST x keep-alive/close, 16 connections): " + std::to_string(requests) + " requests, " +
          std::to_string(failed) + " failed (" + per_load + " ); " + std::to_string(pids.size()) + " pids; fds idle " +
          std::to_string(idle_fds) + " -> " + std::to_string(live_fds) + "; RSS first idle " + std::to_string(first_rss) +
          " KiB, under load " + std::to_string(rss_min) + ".." + std::to_string(rss_max) + " KiB, last idle " +
@@ -139,4 +142,14 @@ TEST(upgrade_storm, fifty_sighup_upgrades_under_get_post_keep_alive_and_close_lo
   ::kill(live, SIGTERM);
   EXPECT_TRUE(wait_gone(live, deadline::after(15s)));
   reap_exited();
+}
+
+} // namespace
+
+TEST(upgrade_storm, fifty_sighup_upgrades_under_get_post_keep_alive_and_close_load_fail_no_request) {
+  fifty_upgrades_under_four_loads(1);
+}
+
+TEST(upgrade_storm, fifty_sighup_upgrades_with_a_loop_per_core_under_four_loads_fail_no_request) {
+  fifty_upgrades_under_four_loads(0);
 }

@@ -116,8 +116,15 @@ TEST(http_shutdown, pipelined_requests_already_received_are_all_answered_not_res
   auto b = c.read_response(secs(5));
   auto e = c.read_response(secs(5));
   ASSERT_TRUE(a && b && e);
+  EXPECT_EQ(a->status, 200);
   EXPECT_EQ(a->body, "slept");
   EXPECT_FALSE(a->closes());
+  // The middle one is answered in full and keeps the connection open for the last.
+  EXPECT_EQ(b->status, 200);
+  EXPECT_EQ(b->body, "hello");
+  EXPECT_FALSE(b->closes());
+  EXPECT_EQ(e->status, 200);
+  EXPECT_EQ(e->body, "hello");
   EXPECT_TRUE(e->closes());
   EXPECT_EQ(c.read_until_close(secs(5)), read_end::eof);
   EXPECT_TRUE(done.get());
