@@ -1,4 +1,5 @@
 #include "engine.hpp"
+#include "h2_load.hpp"
 
 #include <cerrno>
 #include <thread>
@@ -157,7 +158,10 @@ void paced_client::finish() {
 
 worker::worker(const plan& p, std::vector<unsigned> indices) : p_(p), sweep_(ioc_) {
   stats.prepare(p.o.duration + p.o.timeout + std::chrono::seconds(1));
-  for (unsigned i : indices) clients_.push_back(make_http1_client(*this, i));
+  for (unsigned i : indices) {
+    if (p.o.h2) add_h2_clients(*this, i, clients_);
+    else clients_.push_back(make_http1_client(*this, i));
+  }
 }
 
 void worker::run() {
@@ -211,7 +215,9 @@ run_result run_load_impl(const bench_options& o, void (*on_start)(void*, clock::
   p.head = o.method == "HEAD";
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   const unsigned threads = std::min(o.threads ? o.threads : cores, o.connections);
-  if (o.rate) p.interval = duration_cast<nanoseconds>(std::chrono::duration<double>(double(o.connections) / *o.rate));
+  // Every client (an HTTP/2 connection has -m of them) gets its share of the rate.
+  const double clients = double(o.connections) * (o.h2 ? std::max(1u, o.streams) : 1u);
+  if (o.rate) p.interval = duration_cast<nanoseconds>(std::chrono::duration<double>(clients / *o.rate));
 
   // Workers are built (and their timelines allocated) before the clock starts.
   std::vector<std::unique_ptr<worker>> workers;

@@ -97,6 +97,8 @@ int main(int argc, char** argv) {
   app.add_flag("--strict", o.strict,
                "reuse keep-alive connections without checking them (a naive client): a close that arrived "
                "while idle fails the next request instead of reconnecting");
+  app.add_flag("--h2", o.h2, "HTTP/2 over cleartext with prior knowledge (h2c); GOAWAY/REFUSED_STREAM retries are not failures");
+  app.add_option("-m,--streams", o.streams, "--h2: concurrent streams per connection (default 1)");
   app.add_option("--method", o.method, "request method (default GET)");
   app.add_option("-H,--header", o.headers, "extra request header 'Name: value' (repeatable)");
   app.add_option("--body-size", o.body_size, "request body of N bytes, with Content-Length (default 0)");
@@ -150,6 +152,9 @@ int main(int argc, char** argv) {
         h.find_first_of("\r\n") != std::string::npos)
       return usage_error(fmt::format("-H '{}' is not a 'Name: value' header", h));
   }
+  if (o.streams == 0 || o.streams > 1000) return usage_error("-m must be between 1 and 1000");
+  if (o.streams > 1 && !o.h2) return usage_error("-m (streams per connection) needs --h2");
+  if (o.h2 && o.close) return usage_error("--close is for HTTP/1.1; an HTTP/2 connection carries many requests");
   if (o.body_size > (std::uint64_t{1} << 30)) return usage_error("--body-size is larger than 1 GiB");
   if (at_text.empty() != o.exec.empty()) return usage_error("--at and --exec go together");
   if (!at_text.empty()) {

@@ -34,6 +34,10 @@ struct bench_options {
   /// --strict: reuse a keep-alive connection without checking it first (a naive client): a
   /// close that arrived while it sat idle makes the next request fail instead of reconnecting.
   bool strict = false;
+  /// --h2: HTTP/2 over cleartext with prior knowledge (h2_load.hpp); -c connections each
+  /// carry `streams` requests at once.
+  bool h2 = false;
+  unsigned streams = 1;                              ///< -m: concurrent streams per connection (--h2)
   std::string method = "GET";                        ///< --method
   std::vector<std::string> headers;                  ///< -H: extra "Name: value" request headers
   std::uint64_t body_size = 0;                       ///< --body-size: request body bytes ('x'), with Content-Length

@@ -107,6 +107,7 @@ std::string mode_text(const bench_options& o) {
   std::string loop = o.rate    ? fmt::format("open loop at {:g} req/s", *o.rate)
                      : o.think ? fmt::format("closed loop, think {}", format_duration(*o.think))
                                : "closed loop";
+  if (o.h2) return fmt::format("{}, HTTP/2 (h2c), {} stream{} per connection", loop, o.streams, o.streams == 1 ? "" : "s");
   return fmt::format("{}, {}{}", loop, o.close ? "new connection per request" : "keep-alive",
                      o.strict && !o.close ? " (strict: idle connections reused unchecked)" : "");
 }
@@ -119,7 +120,8 @@ std::string json_reconnects(const connection_counts& c) {
 }
 
 std::string json_connections(const connection_counts& c) {
-  return fmt::format(R"({{"opened": {}, "reconnects": {}}})", c.opened, json_reconnects(c));
+  return fmt::format(R"({{"opened": {}, "reconnects": {}, "retried_streams": {}}})", c.opened, json_reconnects(c),
+                     c.retried_streams);
 }
 
 } // namespace
@@ -163,6 +165,9 @@ std::string human_report(const report_input& in) {
                      s.connections.reconnects_total());
   for (std::size_t i = 0; i < reconnect_cause_count; ++i)
     out += fmt::format("    {:<22}{:>12}\n", reconnect_label(static_cast<reconnect_cause>(i)), s.connections.reconnects[i]);
+  if (in.o.h2)
+    out += fmt::format("  {:<24}{:>12}   (not processed by the server, sent again; not failures)\n",
+                       "streams retried", s.connections.retried_streams);
   auto lat_row = [&](std::string_view name, const auto& h) {
     return fmt::format("  {:<16}{:>10.3f}{:>10.3f}{:>10.3f}{:>10.3f}{:>10.3f}{:>10}\n", name, ms(h.quantile(0.5)),
                        ms(h.quantile(0.9)), ms(h.quantile(0.99)), ms(h.quantile(0.999)), ms(h.max()), h.count());

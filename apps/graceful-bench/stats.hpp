@@ -51,19 +51,20 @@ enum class reconnect_cause : std::uint8_t {
   closed_while_idle,  ///< FIN/RST (or unsolicited bytes) arrived while the connection sat idle
   connection_close,   ///< the response said `Connection: close` (or HTTP/1.0, or EOF-delimited body)
   after_failure,      ///< the previous request on it failed (that failure is counted already)
+  goaway,             ///< HTTP/2: the server sent GOAWAY (shutdown notice or final)
 };
-inline constexpr std::size_t reconnect_cause_count = 3;
+inline constexpr std::size_t reconnect_cause_count = 4;
 
 /// Stable machine name of a cause (the --json key).
 constexpr std::string_view reconnect_key(reconnect_cause c) noexcept {
   constexpr std::array<std::string_view, reconnect_cause_count> keys{"closed_while_idle", "connection_close",
-                                                                     "after_failure"};
+                                                                     "after_failure", "goaway"};
   return keys[static_cast<std::size_t>(c)];
 }
 /// Human label of a cause.
 constexpr std::string_view reconnect_label(reconnect_cause c) noexcept {
   constexpr std::array<std::string_view, reconnect_cause_count> labels{
-      "closed while idle", "Connection: close", "after a failure"};
+      "closed while idle", "Connection: close", "after a failure", "GOAWAY (HTTP/2)"};
   return labels[static_cast<std::size_t>(c)];
 }
 
@@ -71,6 +72,9 @@ constexpr std::string_view reconnect_label(reconnect_cause c) noexcept {
 struct connection_counts {
   std::uint64_t opened = 0;
   std::array<std::uint64_t, reconnect_cause_count> reconnects{};
+  /// HTTP/2: requests the server said it did not process (REFUSED_STREAM, above a GOAWAY's
+  /// last stream id) and that were sent again on a new connection. Not failures.
+  std::uint64_t retried_streams = 0;
 
   std::uint64_t reconnects_total() const noexcept {
     std::uint64_t t = 0;
@@ -79,6 +83,7 @@ struct connection_counts {
   }
   void merge(const connection_counts& o) noexcept {
     opened += o.opened;
+    retried_streams += o.retried_streams;
     for (std::size_t i = 0; i < reconnect_cause_count; ++i) reconnects[i] += o.reconnects[i];
   }
 };
