@@ -19,10 +19,14 @@
 #   --duration S       seconds of load per run (default 6)
 #   --at S             second at which the restart happens (default 3)
 #   --threads N        wrk threads (default 2)
+#   --delay MS         run the load through delay-proxy (tests/programs/delay-proxy): MS
+#                      milliseconds one-way in each direction (default 0: loopback)
+#   --strict           graceful-bench --strict: reuse keep-alive connections unchecked (the
+#                      naive client's count; default: a careful pooled client's)
 #   --plot DIR         graceful-bench --plot of each scenario's first keep-alive run, written to
 #                      DIR/restart-SCENARIO.png
 #   --raw FILE         append one TSV line per run (scenario mode tool run failed p99_ms gap_ms
-#                      requests kinds)
+#                      requests kinds reconnects)
 #   --bin-dir DIR      graceful-server / graceful-bench (default build-release/bin, then build/bin)
 #   -h, --help
 # Loopback only; each run starts a fresh server and stops it (and all it forked) afterwards.
@@ -34,10 +38,10 @@ PROG=restart.sh
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 all_scenarios=graceful-upgrade,graceful-kill9,graceful-term,go-shutdown,go-tableflip,nginx-upgrade,nginx-reload
 scenarios=$all_scenarios modes=keepalive,close tools=graceful-bench,wrk
-runs=5 conns=64 duration=6 at=3 threads=2 plot='' raw=''
+runs=5 conns=64 duration=6 at=3 threads=2 plot='' raw='' delay=0 strict=''
 BIN_DIR=$(find_bin_dir)
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -49,6 +53,8 @@ while [ $# -gt 0 ]; do
     --duration) duration=${2:?}; shift 2 ;;
     --at) at=${2:?}; shift 2 ;;
     --threads) threads=${2:?}; shift 2 ;;
+    --delay) delay=${2:?}; shift 2 ;;
+    --strict) strict=--strict; shift ;;
     --plot) plot=${2:?}; shift 2 ;;
     --raw) raw=${2:?}; shift 2 ;;
     --bin-dir) BIN_DIR=${2:?}; shift 2 ;;
@@ -56,7 +62,7 @@ while [ $# -gt 0 ]; do
     *) echo "$PROG: unknown argument $1" >&2; usage 2 >&2 ;;
   esac
 done
-for v in "$runs" "$conns" "$duration" "$at" "$threads"; do
+for v in "$runs" "$conns" "$duration" "$at" "$threads" "$delay"; do
   [[ "$v" =~ ^[0-9]+$ ]] || { echo "$PROG: not a whole number: $v" >&2; exit 2; }
 done
 [ "$runs" -ge 1 ] && [ "$at" -ge 1 ] && [ "$duration" -gt $(( at + 1 )) ] ||
@@ -84,6 +90,23 @@ if [ -n "$plot" ]; then
 fi
 bench_init
 peers_init
+if [ "$delay" -gt 0 ] && [ ! -x "$BIN_DIR/delay-proxy" ]; then
+  echo "$PROG: --delay needs $BIN_DIR/delay-proxy (cmake --build build --target delay-proxy)" >&2; exit 2
+fi
+# start_proxy PORT: delay-proxy in front of 127.0.0.1:PORT in its own process group (stopped
+# with the servers); prints the port clients use.
+start_proxy() {
+  local pf="$STATE/proxy.port"
+  rm -f "$pf"
+  setsid "$BIN_DIR/delay-proxy" --to "$1" --delay "${delay}ms" --port-file "$pf" </dev/null >>"$STATE/proxy.log" 2>&1 &
+  echo "$!" >>"$STATE/groups"
+  local end=$(( $(now_ns) + 5000000000 ))
+  until [ -s "$pf" ]; do
+    [ "$(now_ns)" -lt "$end" ] || die "delay-proxy did not start: $(tail -n 3 "$STATE/proxy.log")"
+    sleep 0.01
+  done
+  cat "$pf"
+}
 have_tool() {
   case "$1" in
     graceful-bench) [ -x "$BIN_DIR/graceful-bench" ] ;;
@@ -99,38 +122,43 @@ to_ms() {
     else print "?" }'
 }
 
-# gb_field JSON WHAT: reads graceful-bench --json output (schema 1: `requests`,
-# `failures.total`, `action.window` = the second around the action, `longest_without_success_ms`).
+# gb_field JSON WHAT: reads graceful-bench --json output (schema 2: `requests`,
+# `failures.total`, `action.window` = the second around the action, `longest_without_success_ms`,
+# `connections.reconnects.total`).
 gb_field() {
   case "$2" in
     requests) jq -r '.requests // "?"' "$1" ;;
     failed) jq -r '.failures.total // "?"' "$1" ;;
     p99_action) jq -r '.action.window.latency_ms.p99 // "?"' "$1" ;;
     gap) jq -r '.longest_without_success_ms // "?"' "$1" ;;
+    reconnects) jq -r '.connections.reconnects.total // "?"' "$1" ;;
     # "connect_refused=12,connection_reset=64": the classes that occurred, for the kinds column.
     kinds) jq -r '[.failures | to_entries[] | select(.key != "total" and .value > 0)
                    | "\(.key)=\(.value)"] | join(",")' "$1" ;;
   esac
 }
 
-# one_run SCENARIO MODE TOOL RUN: prints "failed p99_ms gap_ms requests kinds".
+# one_run SCENARIO MODE TOOL RUN: prints "failed p99_ms gap_ms requests kinds reconnects".
 one_run() {
   local scen=$1 mode=$2 tool=$3 run=$4 kind action port url env rc out json
   read -r kind action <<<"${scen_def[$scen]}"
   port=$(free_port)
   url="http://127.0.0.1:$port/"
   start_server "$scen" "$kind" "$port"
+  local load_url=$url
+  [ "$delay" -gt 0 ] && load_url="http://127.0.0.1:$(start_proxy "$port")/"
   env="$STATE/$scen.env"
   rm -f "$STATE/$scen.action-rc"
   local pid_before; pid_before=$(current_pid "$scen")
   local act; act=$(printf '%q %q %q' "$BENCH_DIR/action.sh" "$action" "$env")
-  local failed p99 requests gap=- kinds=''
+  local failed p99 requests gap=- kinds='' reconnects=-
   case "$tool" in
     graceful-bench)
       json="$STATE/run.json"; rm -f "$json"
-      local -a gb=("$BIN_DIR/graceful-bench" "$url" -c "$conns" -d "${duration}s"
+      local -a gb=("$BIN_DIR/graceful-bench" "$load_url" -c "$conns" -d "${duration}s"
                    --at "${at}s" --exec "$act" --json "$json")
       [ "$mode" = close ] && gb+=(--close)
+      [ -n "$strict" ] && gb+=("$strict")
       [ -n "$plot" ] && [ "$mode" = keepalive ] && [ "$run" = 1 ] &&
         gb+=(--plot "$plot/restart-$scen.png")
       rc=0; timeout $(( duration + 30 )) "${gb[@]}" >"$STATE/run.out" 2>&1 || rc=$?
@@ -141,10 +169,10 @@ one_run() {
       fi
       failed=$(gb_field "$json" failed); p99=$(gb_field "$json" p99_action)
       requests=$(gb_field "$json" requests); gap=$(gb_field "$json" gap)
-      kinds=$(gb_field "$json" kinds)
+      kinds=$(gb_field "$json" kinds); reconnects=$(gb_field "$json" reconnects)
       ;;
     wrk)
-      local -a w=(wrk -t"$threads" -c"$conns" -d"${duration}s" --latency "$url")
+      local -a w=(wrk -t"$threads" -c"$conns" -d"${duration}s" --latency "$load_url")
       [ "$mode" = close ] && w+=(-H "Connection: close")
       timeout $(( duration + 30 )) "${w[@]}" >"$STATE/run.out" 2>&1 &
       local wpid=$!
@@ -173,46 +201,54 @@ one_run() {
   curl -sS --max-time 5 -o /dev/null "$url" ||
     die "$scen/$mode/$tool run $run: server not answering after the restart"
   stop_all_servers
-  echo "$failed $p99 $gap $requests ${kinds:-none}"
+  echo "$failed $p99 $gap $requests ${kinds:-none} $reconnects"
 }
 
 echo "# restart.sh $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "# machine: $(nproc) cores, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1), load avg $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# graceful: $BIN_DIR ($(build_type "$BIN_DIR") build); $(nginx -v 2>&1); $(go version | cut -d' ' -f3)"
-echo "# load: $conns connections, ${duration}s, restart at ${at}s; $runs runs each; graceful-bench URL -c $conns -d ${duration}s --at ${at}s --exec ACTION [--close] --json F; wrk -t$threads -c$conns -d${duration}s --latency [-H 'Connection: close']"
+echo "# load: $conns connections, ${duration}s, restart at ${at}s; $runs runs each; graceful-bench URL -c $conns -d ${duration}s --at ${at}s --exec ACTION [--close] ${strict:+$strict }--json F; wrk -t$threads -c$conns -d${duration}s --latency [-H 'Connection: close']"
+if [ "$delay" -gt 0 ]; then
+  echo "# path: through delay-proxy, ${delay} ms one-way each direction (bytes, FIN, RST delayed in order)"
+else
+  echo "# path: loopback"
+fi
+echo "# graceful-bench counts ${strict:+as a naive client (--strict: keep-alive connections reused unchecked)}${strict:-as a careful pooled client (a close seen while idle is a reconnect, not a failure)}"
 echo "# failed = graceful-bench failures.total | wrk socket errors + non-2xx; p99 = graceful-bench action.window p99 (the second around the restart) | wrk p99 of the whole run; longest without a success: graceful-bench only"
 echo
-echo "| scenario | mode | tool | failed (median) | failed per run | p99 ms (median) | longest without a success, ms (median) | requests (median) | failure kinds, all runs |"
-echo "|---|---|---|---:|---|---:|---:|---:|---|"
+echo "| scenario | mode | tool | failed (median) | failed per run | p99 ms (median) | longest without a success, ms (median) | requests (median) | reconnects (median) | failure kinds, all runs |"
+echo "|---|---|---|---:|---|---:|---:|---:|---:|---|"
 fmt2() { awk -v v="$1" 'BEGIN { if (v == "-") print v; else printf "%.2f", v }'; }
 med() { local m; m=$(tr ' ' '\n' <<<"$1" | grep -E '^[0-9.]+$' | median); [ "$m" = nan ] && m=-; echo "$m"; }
 # Medians by "scenario mode tool", for the side-by-side summary at the end.
-declare -A sum_failed sum_p99
+declare -A sum_failed sum_p99 sum_reconnects
 for scen in "${scen_list[@]}"; do
   read -r kind _ <<<"${scen_def[$scen]}"
   if ! have_kind "$kind"; then
-    echo "| $scen | | | skipped: $kind not built | | | | | |"; continue
+    echo "| $scen | | | skipped: $kind not built | | | | | | |"; continue
   fi
   for mode in "${mode_list[@]}"; do
     for tool in "${tool_list[@]}"; do
       if ! have_tool "$tool"; then
-        echo "| $scen | $mode | $tool | skipped: $tool not built | | | | | |"; continue
+        echo "| $scen | $mode | $tool | skipped: $tool not built | | | | | | |"; continue
       fi
-      fs='' ps='' gs='' rs='' ks=''
+      fs='' ps='' gs='' rs='' ks='' cs=''
       for run in $(seq 1 "$runs"); do
-        read -r f p g r k <<<"$(one_run "$scen" "$mode" "$tool" "$run")" || exit 1
-        [ -n "$k" ] || exit 1
-        log "$scen $mode $tool run $run: failed $f ($k), p99 ${p} ms, longest gap ${g} ms, requests $r"
-        [ -z "$raw" ] || printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scen" "$mode" "$tool" "$run" "$f" "$p" "$g" "$r" "$k" >>"$raw"
-        fs+="$f "; ps+="$p "; gs+="$g "; rs+="$r "; ks+="$k,"
+        read -r f p g r k c <<<"$(one_run "$scen" "$mode" "$tool" "$run")" || exit 1
+        [ -n "$c" ] || exit 1
+        log "$scen $mode $tool run $run: failed $f ($k), p99 ${p} ms, longest gap ${g} ms, requests $r, reconnects $c"
+        [ -z "$raw" ] || printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scen" "$mode" "$tool" "$run" "$f" "$p" "$g" "$r" "$k" "$c" >>"$raw"
+        fs+="$f "; ps+="$p "; gs+="$g "; rs+="$r "; ks+="$k,"; cs+="$c "
       done
       sum_failed["$scen $mode $tool"]=$(med "$fs")
       sum_p99["$scen $mode $tool"]=$(fmt2 "$(med "$ps")")
+      sum_reconnects["$scen $mode $tool"]=$(med "$cs")
       # Failure kinds summed over the runs, e.g. "connection_reset=320".
       kinds=$(tr ',' '\n' <<<"$ks" | awk -F= 'NF == 2 {n[$1] += $2} END {for (k in n) printf "%s=%d\n", k, n[k]}' |
               sort | paste -sd, -)
-      printf '| %s | %s | %s | %s | %s| %s | %s | %s | %s |\n' "$scen" "$mode" "$tool" \
-        "$(med "$fs")" "$fs" "${sum_p99["$scen $mode $tool"]}" "$(med "$gs")" "$(med "$rs")" "${kinds:-none}"
+      printf '| %s | %s | %s | %s | %s| %s | %s | %s | %s | %s |\n' "$scen" "$mode" "$tool" \
+        "$(med "$fs")" "$fs" "${sum_p99["$scen $mode $tool"]}" "$(med "$gs")" "$(med "$rs")" \
+        "${sum_reconnects["$scen $mode $tool"]}" "${kinds:-none}"
     done
   done
 done
@@ -235,3 +271,15 @@ for scen in "${scen_list[@]}"; do
   done
   echo "$line"
 done
+
+# Reconnects per restart: how many new connections the restart forced on graceful-bench's
+# keep-alive clients (one restart per run; a healthy server forces none). A hand-over that
+# kept connections would show 0; one that closes each connection once shows -c.
+if [[ " ${tool_list[*]} " == *" graceful-bench "* ]] && [[ " ${mode_list[*]} " == *" keepalive "* ]]; then
+  echo
+  echo "| scenario | reconnects per restart (graceful-bench keep-alive, median) | failed per restart (median) |"
+  echo "|---|---:|---:|"
+  for scen in "${scen_list[@]}"; do
+    echo "| $scen | ${sum_reconnects["$scen keepalive graceful-bench"]:--} | ${sum_failed["$scen keepalive graceful-bench"]:--} |"
+  done
+fi

@@ -1,11 +1,9 @@
 #include "engine.hpp"
 #include "h2_load.hpp"
 
-#include <cerrno>
 #include <thread>
 
 #include <fmt/format.h>
-#include <sys/socket.h>
 
 namespace graceful::bench {
 
@@ -34,17 +32,6 @@ std::uint64_t splitmix64(std::uint64_t& state) {
 }
 
 } // namespace
-
-idle_state careful_reuse_check(int fd) noexcept {
-  char c;
-  for (;;) {
-    const ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n < 0 && errno == EINTR) continue;
-    // EAGAIN: nothing arrived while idle. 0 (FIN), ECONNRESET or any byte: not reusable.
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return idle_state::usable;
-    return idle_state::dropped;
-  }
-}
 
 void record_request(run_stats& s, const plan& p, clock::time_point intended, outcome k, int status,
                     clock::time_point now) {

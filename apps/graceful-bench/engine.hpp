@@ -27,6 +27,7 @@
 
 #include "load.hpp"
 #include "options.hpp"
+#include "reuse_check.hpp"
 #include "stats.hpp"
 
 namespace graceful::bench {
@@ -43,18 +44,6 @@ struct plan {
   clock::time_point window_to = clock::time_point::min();
   std::chrono::nanoseconds interval{};  ///< open loop: time between two requests of one connection
 };
-
-/// What the check before reusing an idle keep-alive connection found.
-enum class idle_state {
-  usable,   ///< nothing arrived while idle: send on it
-  dropped,  ///< FIN, RST or unsolicited bytes arrived while idle: retire it, open a new one
-};
-
-/// urllib3's `is_connection_dropped` (a zero-timeout readiness check just before reuse): an
-/// idle HTTP/1.1 connection on which anything is readable — EOF, a reset, or bytes nobody
-/// asked for (a 408 before a close) — cannot carry the next request. One non-blocking
-/// recv(MSG_PEEK) per reuse.
-idle_state careful_reuse_check(int fd) noexcept;
 
 /// Records one finished request (its class, status code when a response arrived, latency from
 /// the intended send time) into `s`.
