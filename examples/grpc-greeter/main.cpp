@@ -174,8 +174,12 @@ int main(int argc, char** argv) {
   for (std::size_t i = 0; i < cfg.listen.size(); ++i) {
     auto fd = up.value()->listen(listener_name(i), cfg.listen[i]);
     if (!fd) {
+      if (fd.error() == graceful::upgrade::errc::bad_address) {  // a bad --listen is a bad flag
+        std::fprintf(stderr, "grpc-greeter: --listen %s: %s\n", cfg.listen[i].c_str(), fd.error().message().c_str());
+        return 2;
+      }
       spdlog::error("cannot listen on {}: {}", cfg.listen[i], fd.error().message());
-      return fd.error() == graceful::upgrade::errc::bad_address ? 2 : 1;  // a bad --listen is a bad flag
+      return 1;
     }
     fds.push_back(std::move(fd.value()));
   }

@@ -104,8 +104,9 @@ struct acceptor::impl {
       ::grpc::experimental::ExternalConnectionAcceptor::NewConnectionParameters p;
       p.listener_fd = lfd;
       p.fd = fd;  // gRPC owns it from here (it closes it itself if getpeername fails)
-      sink->HandleNewConnection(&p);
+      // Counted first: the connection may serve a call before HandleNewConnection returns.
       accepted.fetch_add(1, std::memory_order_relaxed);
+      sink->HandleNewConnection(&p);
     }
     return 0;
   }
