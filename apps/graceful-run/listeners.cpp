@@ -10,18 +10,11 @@
 
 #include <spdlog/logger.h>
 
+#include <graceful/core/address.hpp>
 #include <graceful/upgrade/listeners.hpp>
 
 namespace graceful::run {
 namespace {
-
-// The upgrade layer reads "unix:/path" and "HOST:PORT"; graceful-run also takes "/path" and
-// "*:PORT".
-std::string normalize(std::string_view a) {
-  if (a.starts_with("/")) return "unix:" + std::string(a);
-  if (a.starts_with("*:")) return "0.0.0.0" + std::string(a.substr(1));
-  return std::string(a);
-}
 
 // The sockets systemd passed to graceful-run itself (LISTEN_PID must be our pid), in order.
 std::vector<upgrade::named_fd> activation_fds() {
@@ -85,15 +78,15 @@ graceful::result<std::vector<listener>> open_listeners(
     l.name = name;
     l.address = address.empty() ? "systemd" : address;
     l.inherited = held.origin_of(name) == upgrade::origin::systemd;
-    std::string addr = normalize(address);
+    std::string addr = address;
     if (address.empty()) {
       // Inherited unasked: claim it with its own bound address.
       for (auto& p : passed)
         if (p.name == name) addr = upgrade::local_address(p.fd);
-    } else if (!l.inherited && addr.starts_with("unix:")) {
+    } else if (auto at = graceful::address::parse(addr); !l.inherited && at && at.value().family() == AF_UNIX) {
       // A socket file left by an earlier run would make bind fail with EADDRINUSE; remove
       // it, but only when it is a socket, never a regular file someone mistyped.
-      std::string path = addr.substr(5);
+      std::string path = at.value().to_string().substr(std::string_view("unix:").size());
       struct stat st{};
       if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());
     }

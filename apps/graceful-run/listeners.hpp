@@ -31,8 +31,9 @@ struct listener {
 /// (sd_listen_fds_with_names splits on ':', so names can never contain one).
 bool valid_listener_name(std::string_view name);
 
-/// Opens the --listen sockets, in order. Addresses: "HOST:PORT", "[IPV6]:PORT", ":PORT" (all
-/// IPv4 interfaces), "unix:/path" or "/path". When graceful-run itself was started by systemd
+/// Opens the --listen sockets, in order. Addresses in the grammar of graceful/core/address.hpp:
+/// "HOST:PORT" (numeric), "[IPV6]:PORT", ":PORT" or "*:PORT" (all IPv4 interfaces),
+/// "localhost:PORT" (127.0.0.1), "unix:/path" or "/path". When graceful-run itself was started by systemd
 /// socket activation, a socket passed under the same name is used (after checking it is
 /// bound to that address) instead of a new one; with no --listen at all, every passed socket
 /// is handed on under its name. Each descriptor is close-on-exec and numbered at least 3+n,

@@ -25,6 +25,7 @@
 #include <spdlog/spdlog.h>
 
 #include <graceful/core/duration.hpp>
+#include <graceful/core/errc.hpp>
 #include <graceful/upgrade/errc.hpp>
 #include <graceful/upgrade/pid_file.hpp>
 
@@ -164,7 +165,7 @@ int main(int argc, char** argv) {
   auto opened = open_listeners(opts.listen, log, &failed);
   if (!opened) {
     log->critical("cannot listen on {}: {}", failed, opened.error().message());
-    return opened.error() == graceful::upgrade::errc::bad_address ? usage_error : 1;
+    return graceful::is_address_error(opened.error()) ? usage_error : 1;
   }
   std::vector<listener> listeners = std::move(opened).value();
   for (std::size_t i = 0; i < listeners.size(); ++i)

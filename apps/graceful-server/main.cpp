@@ -26,6 +26,7 @@
 #include <spdlog/spdlog.h>
 
 #include <graceful/core/duration.hpp>
+#include <graceful/core/errc.hpp>
 #include <graceful/http/attach.hpp>
 #include <graceful/http/server.hpp>
 #include <graceful/lifecycle/lifecycle.hpp>
@@ -185,7 +186,7 @@ int main(int argc, char** argv) {
   if (!listeners) {
     auto ec = listeners.error();
     // A bad --listen is a bad flag.
-    return ec == graceful::upgrade::errc::bad_address || ec == http::errc::bad_address ? 2 : 1;
+    return graceful::is_address_error(ec) || ec == http::errc::bad_address ? 2 : 1;
   }
 
   graceful_server::app app{lc};

@@ -11,7 +11,6 @@
 //
 //   echo-server --listen 127.0.0.1:9000 --shutdown-timeout 25s --drain-delay 0s --pid-file echo.pid
 #include <array>
-#include <charconv>
 #include <condition_variable>
 #include <cstdio>
 #include <memory>
@@ -25,6 +24,7 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <graceful/core/address.hpp>
 #include <graceful/core/duration.hpp>
 #include <graceful/lifecycle/lifecycle.hpp>
 #include <graceful/upgrade/upgrader.hpp>
@@ -151,19 +151,6 @@ void session::finish() {
   owner_.remove(shared_from_this());
 }
 
-bool parse_endpoint(const std::string& text, tcp::endpoint& out) {
-  auto colon = text.rfind(':');
-  if (colon == std::string::npos) return false;
-  boost::system::error_code ec;
-  auto addr = asio::ip::make_address(text.substr(0, colon), ec);
-  unsigned port = 0;
-  auto p = text.substr(colon + 1);
-  auto [end, err] = std::from_chars(p.data(), p.data() + p.size(), port);
-  if (ec || err != std::errc() || end != p.data() + p.size() || port > 65535) return false;
-  out = tcp::endpoint(addr, static_cast<unsigned short>(port));
-  return true;
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
@@ -189,8 +176,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "echo-server: %s\n", what.c_str());
     return 2;
   };
-  tcp::endpoint at;
-  if (!parse_endpoint(listen, at)) return bad("--listen: expected address:port, got '" + listen + "'");
+  // graceful's one address grammar (graceful/core/address.hpp); an echo server speaks TCP.
+  auto at = graceful::parse_address(listen);
+  if (!at) return bad("--listen '" + listen + "': " + at.error().message());
+  if (at.value().family() == AF_UNIX) return bad("--listen '" + listen + "': echo-server serves TCP only");
   auto timeout = graceful::parse_duration(shutdown_timeout);
   if (!timeout || timeout->count() == 0) return bad("--shutdown-timeout: expected a positive duration like 25s");
   auto delay = graceful::parse_duration(drain_delay);
@@ -224,17 +213,20 @@ int main(int argc, char** argv) {
     spdlog::error("cannot listen on {}: {}", listen, fd.error().message());
     return 1;
   }
+  // The family of the socket actually served: an inherited [::] socket may answer ":9000".
+  auto bound = graceful::address::of_socket(fd.value().get());
+  auto protocol = bound && bound.value().family() == AF_INET6 ? tcp::v6() : tcp::v4();
   asio::io_context io;
   std::unique_ptr<server> srv;
   try {
-    srv = std::make_unique<server>(io, at.protocol(), fd.value().release());
+    srv = std::make_unique<server>(io, protocol, fd.value().release());
   } catch (const boost::system::system_error& e) {
     spdlog::error("cannot serve {}: {}", listen, e.code().message());
     return 1;
   }
   srv->start();
-  auto bound = srv->local_endpoint();
-  spdlog::info("echo-server listening on {}:{}", bound.address().to_string(), bound.port());
+  auto local = srv->local_endpoint();
+  spdlog::info("echo-server listening on {}:{}", local.address().to_string(), local.port());
 
   // 2. Shutdown: stop accepting, finish every echo in flight, within the deadline.
   auto on_stop = lc.on_shutdown("echo-server", [&](graceful::deadline d) {

@@ -1,17 +1,16 @@
 #include <graceful/upgrade/listeners.hpp>
 
-#include <cerrno>
 
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 
 #include <spdlog/spdlog.h>
 
+#include <graceful/core/address.hpp>
+#include <graceful/core/last_errno.hpp>
+#include <graceful/core/listen_socket.hpp>
 #include <graceful/upgrade/errc.hpp>
-
-#include "address.hpp"
 
 namespace graceful::upgrade {
 
@@ -26,8 +25,6 @@ std::string_view to_string(origin o) noexcept {
 }
 
 namespace {
-
-std::error_code last_errno() { return {errno, std::generic_category()}; }
 
 spdlog::logger& log_of(const std::shared_ptr<spdlog::logger>& l) {
   return l ? *l : *spdlog::default_logger_raw();
@@ -94,12 +91,11 @@ result<listeners> listeners::adopt(const std::vector<named_fd>& fds, origin from
 
 result<unique_fd> listeners::listen(std::string_view name, std::string_view address, const listen_options& lo) {
   auto& log = log_of(logger_);
-  auto parsed = detail::parse_address(address);
-  if (!parsed) {
-    log.error("upgrade: listener '{}': bad address '{}' (want host:port, [v6]:port or unix:/path)", name, address);
-    return parsed.error();
+  auto wanted = graceful::address::parse(address);
+  if (!wanted) {
+    log.error("upgrade: listener '{}': bad address '{}': {}", name, address, wanted.error().message());
+    return wanted.error();
   }
-  const detail::sock_address* wanted = &parsed.value();
   auto it = entries_.find(name);
   if (it != entries_.end() && it->second.claimed) {
     log.error("upgrade: listener '{}' requested twice", name);
@@ -110,41 +106,30 @@ result<unique_fd> listeners::listen(std::string_view name, std::string_view addr
     // An inherited fd must be exactly what the program asks for; adopting a socket of the
     // wrong type or address would serve the wrong port silently.
     if (!is_listening_stream(log, fd, name, it->second.from)) return errc::invalid_inherited_fd;
-    detail::sock_address bound;
-    bound.len = sizeof bound.storage;
-    if (::getsockname(fd, bound.get(), &bound.len) != 0) return last_errno();
-    if (!detail::address_matches(*wanted, bound)) {
+    auto bound = graceful::address::of_socket(fd);
+    if (!bound) return bound.error();
+    if (!wanted.value().matched_by(bound.value())) {
       log.error("upgrade: inherited fd {} for '{}' (from {}) is bound to {}, but '{}' was asked for", fd, name,
-                to_string(it->second.from), detail::format_address(bound), address);
+                to_string(it->second.from), bound.value().to_string(), address);
       return errc::address_mismatch;
     }
     int dup = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
     if (dup < 0) return last_errno();
     it->second.claimed = true;
-    log.info("upgrade: listener '{}' on {}: inherited from {} (fd {})", name, detail::format_address(bound),
+    log.info("upgrade: listener '{}' on {}: inherited from {} (fd {})", name, bound.value().to_string(),
              to_string(it->second.from), fd);
     return unique_fd(dup);
   }
 
-  unique_fd s(::socket(wanted->family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!s) return last_errno();
-  if (wanted->family() != AF_UNIX) {
-    int one = 1;
-    // SO_REUSEADDR: a restart must not wait out TIME_WAIT connections of the old process.
-    ::setsockopt(s.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  auto s = open_listen_socket(wanted.value(), {.backlog = lo.backlog});
+  if (!s) {
+    log.error("upgrade: listener '{}': cannot listen on {}: {}", name, address, s.error().message());
+    return s.error();
   }
-  if (::bind(s.get(), wanted->get(), wanted->len) != 0 || ::listen(s.get(), lo.backlog) != 0) {
-    auto ec = last_errno();
-    log.error("upgrade: listener '{}': cannot listen on {}: {}", name, address, ec.message());
-    return ec;
-  }
-  detail::sock_address bound;
-  bound.len = sizeof bound.storage;
-  ::getsockname(s.get(), bound.get(), &bound.len);
-  int dup = ::fcntl(s.get(), F_DUPFD_CLOEXEC, 3);
+  int dup = ::fcntl(s.value().get(), F_DUPFD_CLOEXEC, 3);
   if (dup < 0) return last_errno();
-  log.info("upgrade: listener '{}' on {}: created", name, detail::format_address(bound));
-  entries_.insert_or_assign(std::string(name), entry{std::move(s), origin::created, true});
+  log.info("upgrade: listener '{}' on {}: created", name, local_address(s.value().get()));
+  entries_.insert_or_assign(std::string(name), entry{std::move(s).value(), origin::created, true});
   return unique_fd(dup);
 }
 
@@ -206,10 +191,8 @@ std::vector<std::string> listeners::unclaimed() const {
 void listeners::close_all() noexcept { entries_.clear(); }
 
 std::string local_address(int fd) {
-  detail::sock_address a;
-  a.len = sizeof a.storage;
-  if (::getsockname(fd, a.get(), &a.len) != 0) return {};
-  return detail::format_address(a);
+  auto a = graceful::address::of_socket(fd);
+  return a ? a.value().to_string() : std::string();
 }
 
 } // namespace graceful::upgrade

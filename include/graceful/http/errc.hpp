@@ -12,7 +12,8 @@ enum class errc : int {
   server_closed = 1,
   /// shutdown(deadline) reached its deadline with connections still open; call close() next.
   shutdown_timeout = 2,
-  /// A listen address that is not "host:port", "[v6]:port" or ":port".
+  /// A listen address the HTTP server cannot serve: a UNIX socket ("unix:/path"). Malformed
+  /// addresses are graceful::errc address_* values (graceful/core/errc.hpp).
   bad_address = 3,
   /// An fd handed to serve()/adopt() that is not a listening TCP socket.
   not_a_listener = 4,

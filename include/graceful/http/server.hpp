@@ -13,6 +13,7 @@
 #include <vector>
 
 #include <graceful/core/deadline.hpp>
+#include <graceful/core/errc.hpp>
 #include <graceful/core/result.hpp>
 #include <graceful/http/errc.hpp>
 #include <graceful/http/options.hpp>
@@ -62,8 +63,10 @@ public:
   /// owns the fd from then on (even on error): pass a dup() to keep one. Errors:
   /// errc::server_closed after shutdown/close began, errc::not_a_listener.
   result<void> adopt(int listen_fd);
-  /// Creates a listening socket on `address` ("127.0.0.1:8080", "[::1]:0", ":8080") and
-  /// adopts it. Returns the bound port (useful with port 0).
+  /// Creates a listening socket on `address` ("127.0.0.1:8080", "[::1]:0", ":8080", "*:8080",
+  /// "localhost:8080" = 127.0.0.1; the grammar of graceful/core/address.hpp) and adopts it.
+  /// Returns the bound port (useful with port 0). A malformed address is a graceful::errc
+  /// address_* value; a UNIX socket address is errc::bad_address (the server speaks TCP).
   result<std::uint16_t> listen(std::string_view address);
 
   /// Go's Serve: adopt(listen_fd), then block until shutdown() or close() begins. Always
@@ -92,8 +95,8 @@ private:
   std::shared_ptr<impl> impl_;
 };
 
-/// Makes a listening TCP socket (SO_REUSEADDR, close-on-exec) on `address`, as
-/// server::listen does. Returns the fd, owned by the caller.
+/// Makes a listening TCP socket (graceful::open_listen_socket: SO_REUSEADDR, close-on-exec)
+/// on `address`, as server::listen does. Returns the fd, owned by the caller.
 result<int> open_listener(std::string_view address, int backlog = 4096);
 /// The local port a socket is bound to.
 result<std::uint16_t> local_port(int fd);

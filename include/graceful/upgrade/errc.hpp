@@ -20,7 +20,7 @@ enum class errc : int {
   protocol_mismatch,        ///< the other side speaks another hand-over protocol version
   invalid_inherited_fd,     ///< an inherited fd is not a listening socket (forged or stale LISTEN_FDS / hand-over)
   address_mismatch,         ///< an inherited socket is bound to another family, type or address than asked
-  bad_address,              ///< an address string that is neither host:port, [v6]:port nor unix:/path
+  bad_address,              ///< not returned any more: malformed addresses are graceful::errc address_* values
   duplicate_name,           ///< listen() called twice with one name
   peer_rejected,            ///< takeover peer is another user (SO_PEERCRED) or the socket mode is unsafe
   takeover_failed,          ///< the old process refused or broke the takeover conversation

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include <graceful/core/errc.hpp>
 #include <graceful/core/result.hpp>
 #include <graceful/upgrade/unique_fd.hpp>
 
@@ -66,8 +67,9 @@ public:
   /// Duplicate names give errc::duplicate_name.
   static result<listeners> adopt(const std::vector<named_fd>& fds, origin from);
 
-  /// A listening socket for `name` at `address` ("127.0.0.1:8080", "[::1]:0", "0.0.0.0:80",
-  /// "localhost:8080" or "unix:/path"). Returns the inherited socket when one has that name,
+  /// A listening socket for `name` at `address`, in the grammar of graceful/core/address.hpp
+  /// ("127.0.0.1:8080", "[::1]:0", ":80", "*:80", "localhost:8080" = 127.0.0.1, "unix:/path";
+  /// a malformed one is a graceful::errc address_* value). Returns the inherited socket when one has that name,
   /// after checking it is a listening SOCK_STREAM socket of the address's family bound to
   /// that address (port 0 in `address` matches any port; a wildcard address, ":80",
   /// "0.0.0.0:80" or "[::]:80", matches a socket bound to the wildcard of either family, as

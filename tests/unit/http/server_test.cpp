@@ -173,7 +173,8 @@ TEST(http_server, adopt_rejects_a_socket_that_is_not_listening) {
   auto r = ts.server->adopt(fd);  // takes ownership even on error
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error(), http::errc::not_a_listener);
-  EXPECT_EQ(ts.server->listen("nonsense").error(), http::errc::bad_address);
+  EXPECT_EQ(ts.server->listen("nonsense").error(), graceful::errc::address_missing_port);
+  EXPECT_EQ(ts.server->listen("unix:/tmp/graceful-http-unix.sock").error(), http::errc::bad_address);
 }
 
 TEST(http_server, describe_lists_in_flight_requests) {

@@ -209,7 +209,7 @@ TEST(listeners, rejects_malformed_addresses) {
                           "unix:", "no-such-host.invalid:80"}) {
     auto fd = l.listen("x", bad);
     ASSERT_FALSE(fd) << bad;
-    EXPECT_EQ(fd.error(), up::errc::bad_address) << bad;
+    EXPECT_TRUE(graceful::is_address_error(fd.error())) << bad << ": " << fd.error().message();
   }
 }
 
