@@ -26,6 +26,7 @@
 #include <spdlog/spdlog.h>
 
 #include <graceful/core/duration.hpp>
+#include <graceful/core/errc.hpp>
 #include <graceful/grpc/acceptor.hpp>
 #include <graceful/grpc/attach.hpp>
 #include <graceful/lifecycle/lifecycle.hpp>
@@ -174,7 +175,7 @@ int main(int argc, char** argv) {
   for (std::size_t i = 0; i < cfg.listen.size(); ++i) {
     auto fd = up.value()->listen(listener_name(i), cfg.listen[i]);
     if (!fd) {
-      if (fd.error() == graceful::upgrade::errc::bad_address) {  // a bad --listen is a bad flag
+      if (graceful::is_address_error(fd.error())) {  // a bad --listen is a bad flag
         std::fprintf(stderr, "grpc-greeter: --listen %s: %s\n", cfg.listen[i].c_str(), fd.error().message().c_str());
         return 2;
       }
