@@ -2,60 +2,38 @@
 
 #include <cerrno>
 #include <algorithm>
-#include <cstdlib>
 
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <systemd/sd-daemon.h>
 
 #include <spdlog/logger.h>
 
 #include <graceful/core/address.hpp>
+#include <graceful/core/last_errno.hpp>
 #include <graceful/upgrade/listeners.hpp>
+#include <graceful/upgrade/systemd.hpp>
 
 namespace graceful::run {
 namespace {
 
-// The sockets systemd passed to graceful-run itself (LISTEN_PID must be our pid), in order.
-std::vector<upgrade::named_fd> activation_fds() {
-  std::vector<upgrade::named_fd> out;
-  char** names = nullptr;
-  // unset_environment=1: graceful-run's own activation variables must not reach a worker.
-  int n = ::sd_listen_fds_with_names(1, &names);
-  for (int i = 0; i < n; ++i) {
-    std::string name = names && names[i] ? names[i] : "unknown";
-    out.push_back({name, SD_LISTEN_FDS_START + i});
-  }
-  if (names) {
-    for (int i = 0; names[i]; ++i) std::free(names[i]);
-    std::free(names);
-  }
-  return out;
-}
-
 // Moves `fd` to a number >= min_fd, close-on-exec, and closes the original.
 graceful::result<unique_fd> renumber(unique_fd fd, int min_fd) {
   int moved = ::fcntl(fd.get(), F_DUPFD_CLOEXEC, min_fd);
-  if (moved < 0) return std::error_code{errno, std::generic_category()};
+  if (moved < 0) return graceful::last_errno();
   return unique_fd{moved};
 }
 
 } // namespace
 
-bool valid_listener_name(std::string_view name) {
-  if (name.empty() || name.size() > 255) return false;
-  for (char c : name) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '.' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
-
 graceful::result<std::vector<listener>> open_listeners(
     const std::vector<std::pair<std::string, std::string>>& wanted,
     const std::shared_ptr<spdlog::logger>& log, std::string* failed) {
-  auto passed = activation_fds();
+  // graceful-run's own activation (LISTEN_PID must be ours); the variables are unset so they
+  // cannot reach a worker.
+  // Variables libsystemd cannot read are ignored, as they always were here.
+  auto sd = upgrade::systemd_listen_fds();
+  if (!sd) log->warn("ignoring systemd's LISTEN_FDS: {}", sd.error().message());
+  auto passed = sd ? std::move(sd).value() : std::vector<upgrade::named_fd>{};
   auto adopted = upgrade::listeners::adopt(passed, upgrade::origin::systemd);
   if (!adopted) {
     if (failed) *failed = "LISTEN_FDS";

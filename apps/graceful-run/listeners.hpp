@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include <graceful/core/listener_name.hpp>
 #include <graceful/core/result.hpp>
 
 #include "fd.hpp"
@@ -27,9 +28,9 @@ struct listener {
   unique_fd fd;         ///< close-on-exec; passed to workers by dup2 only
 };
 
-/// True when `name` may appear in LISTEN_FDNAMES: 1-255 characters of [A-Za-z0-9_.-]
-/// (sd_listen_fds_with_names splits on ':', so names can never contain one).
-bool valid_listener_name(std::string_view name);
+/// --listen NAME=ADDR names are checked with graceful::valid_listener_name
+/// (graceful/core/listener_name.hpp), the rule every layer uses.
+using graceful::valid_listener_name;
 
 /// Opens the --listen sockets, in order. Addresses in the grammar of graceful/core/address.hpp:
 /// "HOST:PORT" (numeric), "[IPV6]:PORT", ":PORT" or "*:PORT" (all IPv4 interfaces),

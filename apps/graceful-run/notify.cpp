@@ -1,5 +1,7 @@
 #include "notify.hpp"
 
+#include <graceful/core/last_errno.hpp>
+
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
@@ -16,10 +18,10 @@ namespace graceful::run {
 graceful::result<notify_socket> notify_socket::open() {
   notify_socket s;
   s.fd_.reset(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (!s.fd_) return std::error_code{errno, std::generic_category()};
+  if (!s.fd_) return graceful::last_errno();
   int one = 1;
   if (::setsockopt(s.fd_.get(), SOL_SOCKET, SO_PASSCRED, &one, sizeof one) != 0)
-    return std::error_code{errno, std::generic_category()};
+    return graceful::last_errno();
   std::random_device rd;
   std::string name = fmt::format("graceful-run/{}/{:08x}", ::getpid(), rd());
   sockaddr_un a{};
@@ -28,7 +30,7 @@ graceful::result<notify_socket> notify_socket::open() {
   std::memcpy(a.sun_path + 1, name.data(), name.size());
   auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
   if (::bind(s.fd_.get(), reinterpret_cast<sockaddr*>(&a), len) != 0)
-    return std::error_code{errno, std::generic_category()};
+    return graceful::last_errno();
   s.address_ = "@" + name;
   return s;
 }

@@ -1,5 +1,8 @@
 #include "spawn.hpp"
 
+#include <graceful/core/find_executable.hpp>
+#include <graceful/core/last_errno.hpp>
+
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
@@ -19,8 +22,6 @@ extern char** environ;
 namespace graceful::run {
 namespace {
 
-std::error_code last_error() { return {errno, std::generic_category()}; }
-
 // Variables that describe graceful-run's own activation and must not leak to the worker.
 bool inherited_activation_var(std::string_view kv) {
   for (std::string_view k : {"LISTEN_PID=", "LISTEN_FDS=", "LISTEN_FDNAMES=", "NOTIFY_SOCKET=",
@@ -30,19 +31,9 @@ bool inherited_activation_var(std::string_view kv) {
 }
 
 graceful::result<std::string> resolve(const std::string& cmd) {
-  if (cmd.empty()) return std::make_error_code(std::errc::no_such_file_or_directory);
-  if (cmd.find('/') != std::string::npos) return cmd;
-  const char* path = std::getenv("PATH");
-  std::string_view p = path ? path : "/usr/local/bin:/usr/bin:/bin";
-  while (true) {
-    auto colon = p.find(':');
-    std::string dir{p.substr(0, colon)};
-    std::string candidate = (dir.empty() ? std::string(".") : dir) + "/" + cmd;
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-    if (colon == std::string_view::npos) break;
-    p.remove_prefix(colon + 1);
-  }
-  return std::make_error_code(std::errc::no_such_file_or_directory);
+  auto p = graceful::find_executable(cmd);  // execvp's search order, documented there
+  if (!p) return p.error();
+  return p.value().string();
 }
 
 // Async-signal-safe: writes `v` right-aligned into [begin, end) and returns the first digit.
@@ -120,12 +111,12 @@ graceful::result<process> spawn(const spawn_request& req) {
 
   // exec failure is reported through a close-on-exec pipe: EOF means exec succeeded.
   int pipefd[2];
-  if (::pipe2(pipefd, O_CLOEXEC) != 0) return last_error();
+  if (::pipe2(pipefd, O_CLOEXEC) != 0) return graceful::last_errno();
   unique_fd err_read{pipefd[0]}, err_write{pipefd[1]};
 
   const pid_t parent = ::getpid();
   pid_t pid = ::fork();
-  if (pid < 0) return last_error();
+  if (pid < 0) return graceful::last_errno();
   if (pid == 0) {
     // ---- child: async-signal-safe calls only ----
     ::setpgid(0, 0);

@@ -8,7 +8,7 @@
 #include <poll.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
-#include <systemd/sd-daemon.h>
+#include <graceful/upgrade/systemd.hpp>
 #include <unistd.h>
 
 #include <fmt/chrono.h>
@@ -77,7 +77,7 @@ supervisor::worker* supervisor::awaiting_readiness() {
 
 void supervisor::sd_notify(const char* state) {
   // Tell a systemd (Type=notify) above us; a no-op without NOTIFY_SOCKET in our environment.
-  ::sd_notify(0, state);
+  graceful::upgrade::notify_systemd(state);
 }
 
 bool supervisor::start_worker(role r) {

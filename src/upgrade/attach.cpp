@@ -11,7 +11,7 @@
 
 #include <graceful/lifecycle/lifecycle.hpp>
 
-#include "systemd.hpp"
+#include <graceful/upgrade/systemd.hpp>
 
 namespace graceful::upgrade {
 
@@ -33,7 +33,7 @@ lifecycle::registration upgrader::attach(lifecycle::lifecycle& lc) {
     bool handed = current_state() == state::handed_over;
     // After a hand-over the new process is the service: a STOPPING=1 from us would tell
     // systemd (NotifyAccess=all) that the service is going away.
-    if (!handed && opts_.systemd_notify) detail::notify("STOPPING=1");
+    if (!handed && opts_.systemd_notify) notify_systemd("STOPPING=1");
     cancel();
   }));
   regs->push_back(lc.on_shutdown("upgrade: close listener copies", [this](graceful::deadline) {

@@ -1,5 +1,8 @@
 #include "handover.hpp"
 
+#include <graceful/core/last_errno.hpp>
+#include <graceful/core/listener_name.hpp>
+
 #include <cerrno>
 #include <charconv>
 #include <climits>
@@ -78,13 +81,6 @@ std::vector<std::string> split_names(std::string_view s) {
 }
 } // namespace
 
-bool valid_fd_name(std::string_view name) {
-  if (name.empty() || name.size() > 255) return false;
-  for (unsigned char c : name)
-    if (c == ':' || c < 0x20 || c == 0x7f) return false;
-  return true;
-}
-
 result<std::optional<inherited>> read_handover_env() {
   const char* ver = std::getenv(k_version);
   if (!ver) return std::optional<inherited>{};
@@ -118,7 +114,7 @@ result<std::optional<inherited>> read_handover_env() {
   in.parent = static_cast<pid_t>(*parent);
   for (long i = 0; i < *n; ++i) {
     auto& name = names[static_cast<std::size_t>(i)];
-    if (!valid_fd_name(name)) {
+    if (!graceful::valid_listener_name(name)) {
       spdlog::error("upgrade: invalid inherited socket name '{}'", name);
       return errc::invalid_inherited_fd;
     }
@@ -179,7 +175,7 @@ result<void> send_all(int fd, std::string_view text) {
     ssize_t n = ::send(fd, text.data(), text.size(), MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return std::error_code(errno, std::generic_category());
+      return last_errno();
     }
     text.remove_prefix(static_cast<std::size_t>(n));
   }
@@ -195,7 +191,7 @@ result<std::string> read_line(int fd, graceful::deadline d, int cancel_fd) {
     int r = ::poll(p, cancel_fd >= 0 ? 2 : 1, timeout);
     if (r < 0) {
       if (errno == EINTR) continue;
-      return std::error_code(errno, std::generic_category());
+      return last_errno();
     }
     if (cancel_fd >= 0 && (p[1].revents & POLLIN)) return errc::upgrade_cancelled;
     if (r == 0) return std::make_error_code(std::errc::timed_out);
@@ -204,7 +200,7 @@ result<std::string> read_line(int fd, graceful::deadline d, int cancel_fd) {
     if (n < 0) {
       if (errno == EINTR || errno == EAGAIN) continue;
       if (errno == ECONNRESET) return errc::child_exited;
-      return std::error_code(errno, std::generic_category());
+      return last_errno();
     }
     if (n == 0) return errc::child_exited;
     if (c == '\n') return line;

@@ -46,8 +46,7 @@ result<void> send_all(int fd, std::string_view text);
 /// errc::child_exited (EOF before a full line).
 result<std::string> read_line(int fd, graceful::deadline d, int cancel_fd);
 
-/// Fd names travel colon-separated (as systemd's LISTEN_FDNAMES): no ':', no control
-/// characters, 1..255 bytes.
-bool valid_fd_name(std::string_view name);
+// Fd names travel colon-separated (as systemd's LISTEN_FDNAMES); each is checked with
+// graceful::valid_listener_name (graceful/core/listener_name.hpp).
 
 } // namespace graceful::upgrade::detail

@@ -1,5 +1,7 @@
 #include <graceful/upgrade/pid_file.hpp>
 
+#include <graceful/core/last_errno.hpp>
+
 #include <cerrno>
 #include <charconv>
 #include <random>
@@ -10,7 +12,6 @@
 
 namespace graceful::upgrade {
 namespace {
-std::error_code last_errno() { return {errno, std::generic_category()}; }
 }
 
 result<void> write_pid_file(const std::filesystem::path& path, pid_t pid) {

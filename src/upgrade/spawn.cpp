@@ -1,5 +1,7 @@
 #include <graceful/upgrade/spawn.hpp>
 
+#include <graceful/core/last_errno.hpp>
+
 #include <cerrno>
 #include <csignal>
 
@@ -22,7 +24,7 @@ result<pid_t> posix_spawn_process(const spawn_request& r) {
   for (int fd : r.fds) {
     int s = ::fcntl(fd, F_DUPFD_CLOEXEC, first_free);
     if (s < 0) {
-      auto ec = std::error_code(errno, std::generic_category());
+      auto ec = last_errno();
       close_staged();
       return ec;
     }

@@ -1,12 +1,20 @@
-#include "systemd.hpp"
+#include <graceful/upgrade/systemd.hpp>
 
 #include <cstdlib>
+#include <string>
 
+#include <unistd.h>
+
+#ifndef GRACEFUL_WITH_SYSTEMD
+#define GRACEFUL_WITH_SYSTEMD 1
+#endif
+#if GRACEFUL_WITH_SYSTEMD
 #include <systemd/sd-daemon.h>
+#endif
 
-#include <graceful/upgrade/errc.hpp>
+namespace graceful::upgrade {
 
-namespace graceful::upgrade::detail {
+#if GRACEFUL_WITH_SYSTEMD
 
 result<std::vector<named_fd>> systemd_listen_fds() {
   char** names = nullptr;
@@ -27,14 +35,29 @@ result<std::vector<named_fd>> systemd_listen_fds() {
   return out;
 }
 
+void notify_systemd(std::string_view state) {
+  if (!under_systemd()) return;
+  (void)sd_notify(0, std::string(state).c_str());
+}
+
+#else  // built without libsystemd
+
+result<std::vector<named_fd>> systemd_listen_fds() {
+  const char* pid = std::getenv("LISTEN_PID");
+  bool activated = pid && std::getenv("LISTEN_FDS") && std::to_string(::getpid()) == pid;
+  // Refuse rather than ignore: serving without the sockets systemd passed would bind anew
+  // and fail (or serve another socket) in a way much harder to understand.
+  if (activated) return std::make_error_code(std::errc::not_supported);
+  return std::vector<named_fd>{};
+}
+
+void notify_systemd(std::string_view) {}
+
+#endif
+
 bool under_systemd() {
   const char* s = std::getenv("NOTIFY_SOCKET");
   return s && *s;
 }
 
-void notify(const std::string& state) {
-  if (!under_systemd()) return;
-  (void)sd_notify(0, state.c_str());
-}
-
-} // namespace graceful::upgrade::detail
+} // namespace graceful::upgrade

@@ -1,5 +1,8 @@
 #include "takeover.hpp"
 
+#include <graceful/core/last_errno.hpp>
+#include <graceful/core/listener_name.hpp>
+
 #include <cerrno>
 #include <charconv>
 #include <climits>
@@ -53,7 +56,6 @@ namespace {
 constexpr std::size_t k_max_fds = 253;  // SCM_MAX_FD (net/scm.h)
 constexpr std::chrono::seconds k_hello_timeout{2};  // a silent peer blocks other takeovers this long
 
-std::error_code last_errno() { return {errno, std::generic_category()}; }
 
 spdlog::logger& log_of(const std::shared_ptr<spdlog::logger>& l) {
   return l ? *l : *spdlog::default_logger_raw();
@@ -334,7 +336,7 @@ result<takeover_client> take_over(const std::filesystem::path& path, graceful::d
     return errc::protocol_mismatch;
   }
   for (std::size_t i = 0; i < *n; ++i) {
-    if (!valid_fd_name(split[i])) return errc::protocol_mismatch;
+    if (!graceful::valid_listener_name(split[i])) return errc::protocol_mismatch;
     c.fds.push_back({split[i], m.value().fds[i].release()});
   }
   return c;

@@ -1,11 +1,14 @@
 #include <graceful/upgrade/upgrader.hpp>
 
+#include <graceful/core/last_errno.hpp>
+#include <graceful/core/find_executable.hpp>
+#include <graceful/core/listener_name.hpp>
+
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
 #include <optional>
-#include <sstream>
 #include <thread>
 
 #include <sys/eventfd.h>
@@ -20,7 +23,7 @@
 #include <graceful/upgrade/pid_file.hpp>
 
 #include "handover.hpp"
-#include "systemd.hpp"
+#include <graceful/upgrade/systemd.hpp>
 #include "takeover.hpp"
 
 namespace graceful::upgrade {
@@ -39,7 +42,6 @@ std::string_view to_string(state s) noexcept {
 namespace {
 
 namespace fs = std::filesystem;
-std::error_code last_errno() { return {errno, std::generic_category()}; }
 
 std::vector<std::string> own_cmdline() {
   std::ifstream in("/proc/self/cmdline", std::ios::binary);
@@ -53,24 +55,13 @@ std::vector<std::string> own_cmdline() {
 // path (or switching a symlink there) must run the new code on the next upgrade, which
 // /proc/self/exe (the old, possibly deleted, inode) would not.
 std::optional<fs::path> resolve_executable(const std::string& argv0) {
-  if (argv0.empty()) return std::nullopt;
+  // execvp(3)'s search, as the shell that started us did it (a name with '/' is not searched).
+  auto found = graceful::find_executable(argv0);
+  if (!found) return std::nullopt;
   std::error_code ec;
-  if (argv0.find('/') != std::string::npos) {
-    auto p = fs::absolute(argv0, ec).lexically_normal();
-    if (!ec) return p;
-    return std::nullopt;
-  }
-  // execvp(3)'s search: $PATH, or its documented default when unset.
-  const char* env = std::getenv("PATH");
-  std::string path = env ? env : "/usr/local/bin:/bin:/usr/bin";
-  std::stringstream ss(path);
-  std::string dir;
-  while (std::getline(ss, dir, ':')) {
-    fs::path cand = fs::path(dir.empty() ? "." : dir) / argv0;
-    if (::access(cand.c_str(), X_OK) == 0 && fs::is_regular_file(cand, ec))
-      return fs::absolute(cand, ec).lexically_normal();
-  }
-  return std::nullopt;
+  auto p = fs::absolute(found.value(), ec).lexically_normal();
+  if (ec) return std::nullopt;
+  return p;
 }
 
 std::string describe_status(int st) {
@@ -176,7 +167,7 @@ result<std::unique_ptr<upgrader>> upgrader::create(options o) {
                  u->opts_.takeover_from.string());
     m.from_takeover = std::move(tk.value());
   } else if (u->opts_.systemd_activation) {
-    auto sd = detail::systemd_listen_fds();
+    auto sd = systemd_listen_fds();
     if (!sd) {
       m.log().error("upgrade: bad systemd socket activation variables: {}", sd.error().message());
       return std::error_code(errc::invalid_inherited_fd);
@@ -206,8 +197,8 @@ upgrader::~upgrader() {
 }
 
 result<unique_fd> upgrader::listen(std::string_view name, std::string_view address, const listen_options& lo) {
-  if (!detail::valid_fd_name(name)) {
-    impl_->log().error("upgrade: invalid listener name '{}' (1-255 bytes, no ':' or control characters)", name);
+  if (!graceful::valid_listener_name(name)) {
+    impl_->log().error("upgrade: invalid listener name '{}' (1-255 characters of A-Z a-z 0-9 _ . @ -)", name);
     return std::make_error_code(std::errc::invalid_argument);
   }
   std::lock_guard lk(impl_->mu);
@@ -250,7 +241,7 @@ result<void> upgrader::ready() {
         case state::ready: break;
       }
       impl_->st = state::upgrading;
-      if (opts_.systemd_notify) detail::notify("RELOADING=1\nMONOTONIC_USEC=" + monotonic_usec());
+      if (opts_.systemd_notify) notify_systemd("RELOADING=1\nMONOTONIC_USEC=" + monotonic_usec());
       return impl_->socks.active();
     };
     h.end = [this](result<pid_t> r) {
@@ -284,7 +275,7 @@ result<void> upgrader::ready() {
   }
   // The predecessor also sends MAINPID for us from the main pid (enough for NotifyAccess=main);
   // sending it ourselves too covers a predecessor killed mid-hand-over (NotifyAccess=all).
-  if (opts_.systemd_notify) detail::notify("MAINPID=" + std::to_string(::getpid()) + "\nREADY=1");
+  if (opts_.systemd_notify) notify_systemd("MAINPID=" + std::to_string(::getpid()) + "\nREADY=1");
   return ok();
 }
 
@@ -297,7 +288,7 @@ void upgrader::hand_over_done(pid_t pid, const char* how) {
     cb = impl_->handed_over_cb;
   }
   // From the main pid, so NotifyAccess=main is enough for systemd to follow the hand-over.
-  if (opts_.systemd_notify) detail::notify("MAINPID=" + std::to_string(pid) + "\nREADY=1");
+  if (opts_.systemd_notify) notify_systemd("MAINPID=" + std::to_string(pid) + "\nREADY=1");
   impl_->log().info("upgrade: pid {} is ready ({}); this process stops accepting and drains", pid, how);
   if (cb) cb(pid);
 }
@@ -310,7 +301,7 @@ void upgrader::upgrade_failed() {
     stopping = impl_->st == state::stopping;
   }
   // Ends systemd's "reloading" state: this process still is the service.
-  if (opts_.systemd_notify && !stopping) detail::notify("READY=1");
+  if (opts_.systemd_notify && !stopping) notify_systemd("READY=1");
   // The new process writes the pid file just before its ready line; if it died in between,
   // the file names a dead pid while this process serves on: take it back.
   if (!stopping && !opts_.pid_file.empty()) {
@@ -335,7 +326,7 @@ result<pid_t> upgrader::upgrade() {
     m.st = state::upgrading;
     socks = m.socks.active();
   }
-  if (opts_.systemd_notify) detail::notify("RELOADING=1\nMONOTONIC_USEC=" + monotonic_usec());
+  if (opts_.systemd_notify) notify_systemd("RELOADING=1\nMONOTONIC_USEC=" + monotonic_usec());
 
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
