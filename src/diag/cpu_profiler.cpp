@@ -2,7 +2,18 @@
 
 #include <mutex>
 
+#ifndef GRACEFUL_WITH_PROFILER
+#define GRACEFUL_WITH_PROFILER 1
+#endif
+#if GRACEFUL_WITH_PROFILER
 #include <gperftools/profiler.h>
+#else
+// Built without gperftools: starting a profile is refused at the API edge.
+namespace {
+int ProfilerStart(const char*) { return 0; }
+void ProfilerStop() {}
+} // namespace
+#endif
 
 #include <graceful/diag/errc.hpp>
 
@@ -16,6 +27,7 @@ std::optional<std::filesystem::path> g_running;
 result<void> start_cpu_profile(const std::filesystem::path& file) {
   std::lock_guard lk(g_mutex);
   if (g_running) return errc::profiler_start_failed;
+  if (!GRACEFUL_WITH_PROFILER) return errc::profiler_unavailable;
   if (ProfilerStart(file.c_str()) == 0) return errc::profiler_start_failed;
   g_running = file;
   return ok();

@@ -12,6 +12,7 @@ public:
       case errc::dump_in_progress: return "another thread dump is in progress";
       case errc::profiler_start_failed: return "the CPU profiler could not start";
       case errc::profiler_not_running: return "no CPU profile is running";
+      case errc::profiler_unavailable: return "built without the CPU profiler (GRACEFUL_WITH_PROFILER=OFF)";
     }
     return "unknown graceful.diag error";
   }

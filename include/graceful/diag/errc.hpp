@@ -14,6 +14,7 @@ enum class errc {
   dump_in_progress,        ///< another thread is dumping right now; dumps do not overlap
   profiler_start_failed,   ///< gperftools refused to start (file not writable, already on)
   profiler_not_running,    ///< stop asked while no profile runs
+  profiler_unavailable,    ///< graceful was built without gperftools (GRACEFUL_WITH_PROFILER=OFF)
 };
 
 /// The category of graceful::diag::errc ("graceful.diag").
