@@ -14,7 +14,7 @@
 #include <string>
 
 #include <graceful/http/message.hpp>
-#include <graceful/http/request_parser.hpp>
+#include "http/request_parser.hpp"
 
 namespace {
 

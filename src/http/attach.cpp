@@ -1,6 +1,6 @@
 #include <graceful/http/attach.hpp>
 
-#include <spdlog/spdlog.h>
+#include <spdlog/logger.h>
 
 namespace graceful::http {
 
@@ -28,13 +28,15 @@ attachment attach(server& s, lifecycle::lifecycle& lc, attach_options o) {
     auto r = s.shutdown(inner);
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
     if (r) {
-      spdlog::info("http: shutdown complete in {} ms", ms);
+      s.logger().info("http: shutdown complete in {} ms", ms);
       return;
     }
     auto st = s.stats();
-    spdlog::warn("http: shutdown: {} after {} ms ({} connections, {} requests in flight); closing them",
+    s.logger().warn("http: shutdown: {} after {} ms ({} connections, {} requests in flight); closing them",
                  r.error().message(), ms, st.open_connections, st.in_flight_requests);
-    s.close();
+    // close() gets what the margin kept back: it returns by the lifecycle's deadline at the
+    // latest, even when a loop is blocked in a handler.
+    s.close(d);
   });
   a.dump_section = lc.add_dump_section("http connections", [&s] {
     // The dump runs while serving: ask each loop, but never wait long for a busy one.

@@ -1,6 +1,6 @@
 // The only translation unit that includes Beast: it is heavy to compile, and the rest of
 // the server only needs bytes in, request out.
-#include <graceful/http/request_parser.hpp>
+#include "http/request_parser.hpp"
 
 #include <algorithm>
 #include <array>

@@ -15,8 +15,10 @@ struct attach_options {
   /// Add `GET /healthz` (200 while the process runs) and `GET /readyz` (200 while running,
   /// 503 from the moment draining begins) unless routes for them exist. Default true.
   bool health_routes = true;
-  /// shutdown() is given the lifecycle deadline minus this margin, so that close() still runs
-  /// before the lifecycle gives up on the hook. Default 200 ms.
+  /// shutdown() is given the lifecycle deadline minus this margin; the margin is close()'s:
+  /// it runs with the lifecycle deadline itself as its bound (server::close(deadline)), so
+  /// it can never outlast the hook, and cutting what is left needs only a few ms unless a
+  /// loop is blocked in a handler. Default 200 ms.
   std::chrono::milliseconds close_margin{200};
 };
 

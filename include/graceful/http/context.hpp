@@ -5,12 +5,15 @@
 
 #include <chrono>
 #include <string_view>
+#include <utility>  // Boost 1.74's awaitable.hpp uses std::exchange without including it
 
 #include <boost/asio/awaitable.hpp>
 
 #include <graceful/http/message.hpp>
 
 namespace graceful::http {
+
+namespace detail { class stream_sink; }
 
 /// One request being handled. Valid until the handler returns (for a coroutine handler:
 /// until its coroutine completes).
@@ -32,14 +35,16 @@ public:
   /// True once the server's shutdown began (the same as request.stop_token().stop_requested()).
   bool stopping() const noexcept { return request.stop_token().stop_requested(); }
 
-  /// Made by the server only.
-  context(const http::request& req, http::response& res, detail::connection& c) noexcept
-      : request(req), response(res), conn_(&c) {}
   context(const context&) = delete;
   context& operator=(const context&) = delete;
 
 private:
-  detail::connection* conn_;
+  // Made by the library only (detail::message_access::make_context), for the connection
+  // (HTTP/1.1 today, an HTTP/2 stream next) that implements the stream operations.
+  friend struct detail::message_access;
+  context(const http::request& req, http::response& res, detail::stream_sink& s) noexcept
+      : request(req), response(res), sink_(&s) {}
+  detail::stream_sink* sink_;
 };
 
 } // namespace graceful::http

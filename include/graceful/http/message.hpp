@@ -14,7 +14,7 @@
 
 namespace graceful::http {
 
-namespace detail { class request_parser; class connection; class h2_session; }
+namespace detail { class request_parser; class h2_session; struct message_access; }
 
 /// One header field as received (value without surrounding whitespace).
 struct header_field {
@@ -52,8 +52,8 @@ public:
 
 private:
   friend class detail::request_parser;
-  friend class detail::connection;
   friend class detail::h2_session;
+  friend struct detail::message_access;  // the protocols fill requests and read responses
   std::string_view method_, target_, path_, query_;
   int version_ = 11;
   bool keep_alive_ = true;
@@ -83,7 +83,7 @@ public:
   static constexpr std::string_view default_content_type = "text/plain; charset=utf-8";
 
 private:
-  friend class detail::connection;
+  friend struct detail::message_access;
   std::vector<std::pair<std::string, std::string>> headers_;
 };
 

@@ -4,13 +4,16 @@
 
 #include <chrono>
 #include <cstddef>
+#include <memory>
+#include <optional>
 #include <string>
+
+namespace spdlog { class logger; }
 
 namespace graceful::http {
 
-using namespace std::chrono_literals;
-
-/// Options of a server. Validated once by the server constructor (std::invalid_argument).
+/// Options of a server. Checked once, by validate() (the server constructor calls it and
+/// throws std::invalid_argument with its message, since a constructor cannot return one).
 struct options {
   /// Event loops (threads). 0 (default): one per core (std::thread::hardware_concurrency),
   /// like nginx's `worker_processes auto`. Each loop accepts on its own copy of every
@@ -19,28 +22,28 @@ struct options {
 
   /// Time a client has to send a complete request header once its connection is open or its
   /// first byte arrived. Default 10 s: slowloris clients trickling headers are cut after it.
-  std::chrono::milliseconds header_read_timeout{10s};
+  std::chrono::milliseconds header_read_timeout{std::chrono::seconds(10)};
   /// Time a keep-alive connection may wait for its next request. Default 60 s (nginx: 75 s);
   /// shorter than the usual 60-350 s idle timeout of load balancers is NOT required because
   /// an idle close is race-free only for the side that closes first: keep this below the
   /// client's or put a proxy in front.
-  std::chrono::milliseconds idle_timeout{60s};
+  std::chrono::milliseconds idle_timeout{std::chrono::seconds(60)};
   /// Time to receive a whole request body once the header is in. Default 60 s.
-  std::chrono::milliseconds body_read_timeout{60s};
+  std::chrono::milliseconds body_read_timeout{std::chrono::seconds(60)};
   /// Time each write of a response (or of one stream chunk) may take. Default 30 s: a client
   /// that stops reading is dropped instead of holding the connection forever.
-  std::chrono::milliseconds write_timeout{30s};
+  std::chrono::milliseconds write_timeout{std::chrono::seconds(30)};
 
   /// During shutdown, how long a connection without a complete request (idle keep-alive, or
   /// new) may still send one before it is closed. Default 500 ms: a busy keep-alive client
   /// sends its next request well within it, gets it answered with `Connection: close`, and
   /// so loses nothing (cutting idle connections at once, as Go does, fails that request).
-  std::chrono::milliseconds shutdown_idle_grace{500ms};
+  std::chrono::milliseconds shutdown_idle_grace{500};
   /// Lingering close: after the last response, shut the write side and read and discard
   /// input for at most this long before closing, so that unread pipelined bytes do not
   /// make the kernel send a RST that destroys the response in flight (RFC 9112 9.6).
   /// Default 1 s; the client normally closes much sooner after reading our FIN.
-  std::chrono::milliseconds linger_timeout{1s};
+  std::chrono::milliseconds linger_timeout{std::chrono::seconds(1)};
   /// Lingering close discards at most this many bytes before closing anyway. Default 256 KiB.
   std::size_t linger_max_bytes = 256 * 1024;
 
@@ -57,6 +60,20 @@ struct options {
   int backlog = 4096;
   /// Value of the Server response header. Default "graceful"; empty: no Server header.
   std::string server_name = "graceful";
+
+  /// Logger for one line per event (accept errors, handler exceptions). Null (default):
+  /// spdlog's default logger, as lifecycle::options and upgrade::options do.
+  std::shared_ptr<spdlog::logger> logger{};
 };
+
+/// What validate() found wrong with an options struct.
+struct options_error {
+  std::string field;    ///< the member at fault ("max_header_bytes")
+  std::string message;  ///< a sentence naming it ("http::options::max_header_bytes must be >= 64")
+};
+
+/// Checks every field of `o` once. Returns the first bad field, or nothing when all are valid.
+/// threads == 0 is valid (one loop per core).
+std::optional<options_error> validate(const options& o);
 
 } // namespace graceful::http

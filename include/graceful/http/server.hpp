@@ -19,7 +19,11 @@
 #include <graceful/http/options.hpp>
 #include <graceful/http/router.hpp>
 
+namespace spdlog { class logger; }
+
 namespace graceful::http {
+
+namespace detail { struct server_state; }
 
 /// Counters of a server, summed over its event loops at the moment of the call.
 struct server_stats {
@@ -49,7 +53,8 @@ struct server_stats {
 ///     at the deadline; close() then cuts what is left.
 class server {
 public:
-  /// Starts options.threads event loops. Throws std::invalid_argument on bad options.
+  /// Starts options.threads event loops. Throws std::invalid_argument with validate()'s
+  /// message (naming the field) on bad options.
   explicit server(http::router routes, options opts = {});
   /// close(), then stops and joins the event loops.
   ~server();
@@ -79,9 +84,14 @@ public:
   /// errc::shutdown_timeout when `d` passes first. Calling it again waits again.
   result<void> shutdown(graceful::deadline d);
   /// Closes listeners and every connection now (Go's Close). Returns once every event loop
-  /// has done so (or after 1 s if a loop is blocked by a handler). Handlers still running
-  /// finish on their own; their writes fail.
+  /// has done so, or at `d` if a loop is blocked by a handler (it closes its connections
+  /// when the handler returns). Handlers still running finish on their own; their writes fail.
+  void close(graceful::deadline d);
+  /// close(deadline::after(default_close_wait)).
   void close();
+  /// How long close() waits for a loop blocked in a handler: 1 s, long for a handler that
+  /// must not block, short enough for a destructor.
+  static constexpr std::chrono::milliseconds default_close_wait{1000};
 
   /// Counters for metrics.
   server_stats stats() const;
@@ -90,9 +100,11 @@ public:
   /// to answer is named as such.
   std::string describe(graceful::deadline d) const;
 
-  struct impl;  ///< implementation detail
+  /// The logger from options (spdlog's default logger when none was given).
+  spdlog::logger& logger() const noexcept;
+
 private:
-  std::shared_ptr<impl> impl_;
+  std::shared_ptr<detail::server_state> impl_;
 };
 
 /// Makes a listening TCP socket (graceful::open_listen_socket: SO_REUSEADDR, close-on-exec)

@@ -1,6 +1,6 @@
 // The request parser alone: every kind of bad input maps to its status, and no byte
 // sequence crashes it (the fuzz target goes further; this is the fast guard in every run).
-#include <graceful/http/request_parser.hpp>
+#include "http/request_parser.hpp"
 
 #include <random>
 #include <string>

@@ -1,7 +1,8 @@
 #pragma once
 /// \file
-/// The incremental HTTP/1.x request parser every connection uses, exposed so that tests and
-/// the fuzz target can feed it arbitrary bytes. Beast's basic_parser does the grammar; this
+/// The incremental HTTP/1.x request parser every HTTP/1.1 connection uses. Private to the
+/// library (not installed); the unit tests and fuzz targets include it from src/ to feed it
+/// arbitrary bytes. Beast's basic_parser does the grammar; this
 /// adds the server's limits, its status for each kind of bad input, and copies the request
 /// into a reusable `request` (no allocation per request once buffers have grown).
 

@@ -1,0 +1,137 @@
+#include "http/loop.hpp"
+
+#include <algorithm>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "http/connection_base.hpp"
+#include "http/http1_connection.hpp"
+#include "http/tuning.hpp"
+
+namespace graceful::http::detail {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using clock_type = std::chrono::steady_clock;
+using error_code = boost::system::error_code;
+
+namespace {
+
+/// A new connection on `l`: the protocol is chosen here (HTTP/1.1 only, for now).
+void start_connection(loop& l, tcp::socket s) {
+  error_code ec;
+  // Responses are written whole; Nagle would only delay stream chunks and 100-continue.
+  s.set_option(tcp::no_delay(true), ec);
+  bump(l.accepted);
+  auto c = std::make_shared<http1_connection>(l, std::move(s));
+  asio::co_spawn(*l.ctx, http1_connection::run(std::move(c)), asio::detached);
+}
+
+bool is_resource_exhaustion(const error_code& ec) {
+  return ec == asio::error::no_descriptors || ec.value() == ENFILE || ec == asio::error::no_buffer_space ||
+         ec == asio::error::no_memory;
+}
+
+asio::awaitable<void> accept_loop(loop& l, listener& li) {
+  std::chrono::milliseconds backoff{0};
+  for (;;) {
+    if (!li.acceptor.is_open() || l.draining) break;
+    if (static_cast<std::size_t>(l.srv.connections.load(std::memory_order_relaxed)) >= l.srv.opts.max_connections) {
+      // Full: leave clients in the kernel backlog rather than refusing them.
+      li.pause.expires_after(max_connections_pause);
+      error_code ec;
+      co_await li.pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      continue;
+    }
+    error_code ec;
+    tcp::socket s = co_await li.acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !li.acceptor.is_open() || l.draining) break;
+      if (is_resource_exhaustion(ec)) {
+        // EMFILE/ENFILE: the connection stays queued and epoll keeps reporting the listener
+        // readable, so retrying at once would spin (tuning.hpp).
+        backoff = backoff.count() == 0 ? accept_backoff_first : std::min(backoff * 2, accept_backoff_max);
+        auto now = clock_type::now();
+        if (now - l.last_accept_log >= accept_error_log_interval) {
+          l.last_accept_log = now;
+          l.srv.log().warn("http: accept: {}; retrying in {} ms", ec.message(), backoff.count());
+        }
+        li.pause.expires_after(backoff);
+        error_code ig;
+        co_await li.pause.async_wait(asio::redirect_error(asio::use_awaitable, ig));
+      }
+      continue;  // ECONNABORTED and the like concern one client only
+    }
+    backoff = std::chrono::milliseconds(0);
+    start_connection(l, std::move(s));
+  }
+  l.srv.release();
+}
+
+} // namespace
+
+std::string_view loop::date() {
+  std::time_t t = std::time(nullptr);
+  if (t != date_sec) {
+    date_sec = t;
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    date_len = std::strftime(date_buf, sizeof date_buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  }
+  return {date_buf, date_len};
+}
+
+bool loop::add_listener(int fd, bool v6, std::error_code& e) {
+  auto li = std::make_unique<listener>(*ctx);
+  error_code ec;
+  li->acceptor.assign(v6 ? tcp::v6() : tcp::v4(), fd, ec);
+  if (ec) {
+    e = std::error_code(ec.value(), std::system_category());
+    return false;
+  }
+  srv.retain();
+  auto& ref = *li;
+  listeners.push_back(std::move(li));
+  asio::co_spawn(*ctx, accept_loop(*this, ref), asio::detached);
+  return true;
+}
+
+void loop::begin_shutdown() {
+  if (draining) return;
+  draining = true;
+  stop.request_stop();
+  error_code ec;
+  for (auto& li : listeners) {
+    li->acceptor.close(ec);
+    li->pause.cancel();
+  }
+  auto copy = conns;  // begin_shutdown does not unlink, but stay safe against it
+  for (auto* c : copy) c->begin_shutdown();
+}
+
+void loop::begin_close() {
+  begin_shutdown();
+  if (closing) return;
+  closing = true;
+  auto copy = conns;
+  for (auto* c : copy) c->force_close();
+}
+
+void loop::add(connection_base& c) {
+  c.index_ = conns.size();
+  conns.push_back(&c);
+}
+
+void loop::remove(connection_base& c) noexcept {
+  auto i = c.index_;
+  if (i < conns.size() && conns[i] == &c) {
+    conns[i] = conns.back();
+    conns[i]->index_ = i;
+    conns.pop_back();
+  }
+}
+
+} // namespace graceful::http::detail

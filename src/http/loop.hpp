@@ -1,0 +1,107 @@
+#pragma once
+// One event loop: an io_context on its own thread, its copy of every listener with the
+// accept loop, and the connections it accepted. A request never leaves its loop's thread,
+// so the request path takes no lock; the server posts cross-thread calls to each loop.
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <ctime>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stop_token>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <graceful/core/deadline.hpp>
+
+#include "http/server_state.hpp"
+
+namespace graceful::http::detail {
+
+class connection_base;
+
+struct listener {
+  boost::asio::ip::tcp::acceptor acceptor;
+  boost::asio::steady_timer pause;  // EMFILE back-off and max_connections pause
+  explicit listener(boost::asio::io_context& ctx) : acceptor(ctx), pause(ctx) {}
+};
+
+struct loop {
+  server_state& srv;
+  unsigned index;
+  std::unique_ptr<boost::asio::io_context> ctx = std::make_unique<boost::asio::io_context>(1);
+  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work{ctx->get_executor()};
+  std::thread thread;
+  std::vector<std::unique_ptr<listener>> listeners;
+  std::vector<connection_base*> conns;  // only touched on this loop's thread
+  std::stop_source stop;
+  std::stop_token stop_token = stop.get_token();
+  bool draining = false;  // shutdown or close began (loop thread only)
+  bool closing = false;   // close began (loop thread only)
+  std::array<std::atomic<std::uint64_t>, 600> by_status{};
+  std::atomic<std::uint64_t> in_flight{0};
+  std::atomic<std::uint64_t> accepted{0};
+  std::time_t date_sec = 0;
+  char date_buf[64] = {};
+  std::size_t date_len = 0;
+  std::chrono::steady_clock::time_point last_accept_log{};
+
+  loop(server_state& s, unsigned i) : srv(s), index(i) {}
+
+  /// The Date header value, formatted once per second (RFC 9110 5.6.7 IMF-fixdate).
+  std::string_view date();
+  /// Counts one response sent with `status` (server_stats::responses_by_status).
+  void count_status(int status) noexcept {
+    if (status >= 100 && status < 600) bump(by_status[static_cast<std::size_t>(status)]);
+  }
+
+  /// Starts accepting on `fd` (a listening socket of `v6`/v4 family); false with `ec` set.
+  bool add_listener(int fd, bool v6, std::error_code& ec);
+  /// Shutdown began: close listeners, tell every connection.
+  void begin_shutdown();
+  /// close(): begin_shutdown, then cut every connection.
+  void begin_close();
+
+private:
+  friend class connection_base;
+  void add(connection_base& c);
+  void remove(connection_base& c) noexcept;
+};
+
+/// Runs `f(loop&)` on every loop's thread and waits for all, at most until `d`.
+/// Returns false when some loop did not get to it in time.
+template <class F> bool on_each_loop(server_state& srv, graceful::deadline d, F f) {
+  struct shared {
+    std::mutex m;
+    std::condition_variable cv;
+    std::size_t left;
+  };
+  auto st = std::make_shared<shared>();
+  st->left = srv.loops.size();
+  for (auto& lp : srv.loops) {
+    boost::asio::post(*lp->ctx, [st, f, l = lp.get()]() mutable {
+      f(*l);
+      std::lock_guard lk(st->m);
+      if (--st->left == 0) st->cv.notify_all();
+    });
+  }
+  std::unique_lock lk(st->m);
+  if (d.is_never()) {
+    st->cv.wait(lk, [&] { return st->left == 0; });
+    return true;
+  }
+  return st->cv.wait_until(lk, d.when(), [&] { return st->left == 0; });
+}
+
+} // namespace graceful::http::detail

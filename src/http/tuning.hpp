@@ -1,0 +1,41 @@
+#pragma once
+// The HTTP layer's fixed numbers, in one place, each with the reason for its value. The
+// ones a user may want to change are http::options instead; these are bounds on the
+// server's own bookkeeping.
+
+#include <chrono>
+#include <cstddef>
+
+namespace graceful::http::detail {
+
+/// Bytes asked of the kernel per read. A typical request header fits; a larger one takes
+/// a few reads (the buffer grows as needed, up to options::max_header_bytes).
+inline constexpr std::size_t read_size = 4096;
+
+/// Pipelined responses are batched into one write; beyond this many bytes the batch is
+/// sent before the next request is parsed, bounding memory per connection.
+inline constexpr std::size_t flush_threshold = 64 * 1024;
+
+/// Output and body buffers keep their memory between requests (no allocation per request),
+/// except above this size: one large response must not pin its memory for the life of
+/// a keep-alive connection.
+inline constexpr std::size_t shrink_threshold = 256 * 1024;
+
+/// Accept errors that concern the process (EMFILE, ENFILE, ENOBUFS, ENOMEM) leave the
+/// connection queued and the listener readable: retrying at once would spin. Back off
+/// from the first to the second value, doubling, as Go's net/http does.
+inline constexpr std::chrono::milliseconds accept_backoff_first{5};
+inline constexpr std::chrono::milliseconds accept_backoff_max{1000};
+/// Accept errors are logged at most once per this interval per loop.
+inline constexpr std::chrono::seconds accept_error_log_interval{1};
+
+/// At options::max_connections the accept loop checks again after this pause (clients
+/// wait in the kernel backlog meanwhile): short enough to add little latency once a
+/// connection closes, long enough not to spin.
+inline constexpr std::chrono::milliseconds max_connections_pause{10};
+
+/// adopt() waits this long for every loop to start accepting. A loop runs handlers, and a
+/// sync handler that blocks delays it; 10 s covers any sane handler.
+inline constexpr std::chrono::seconds adopt_wait{10};
+
+} // namespace graceful::http::detail
