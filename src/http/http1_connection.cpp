@@ -41,6 +41,7 @@ void http1_connection::begin_shutdown() {
   // sleep_or_stop wake up.
   if (phase_ == phase::idle || phase_ == phase::header) {
     auto g = clock_type::now() + opts_.shutdown_idle_grace;
+    grace_until_ = g;
     if (g < deadline_) set_deadline(g);
   }
   if (sleeping_) sleep_timer_.cancel();
@@ -310,7 +311,8 @@ asio::awaitable<bool> http1_connection::read_header() {
       auto saved = deadline_;
       bool sent = co_await flush();
       if (!sent) co_return false;
-      set_deadline(saved);
+      // Shutdown may have begun during the write: its grace still bounds this wait.
+      set_deadline(std::min(saved, grace_until_));
     }
     std::size_t got = co_await read_some();
     if (got == 0) {

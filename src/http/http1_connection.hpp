@@ -86,6 +86,8 @@ private:
   clock_type::time_point accepted_at_;
   clock_type::time_point deadline_ = clock_type::time_point::max();
   clock_type::time_point timer_at_{};
+  /// When shutdown's grace for a connection without a request ends (max: not shutting down).
+  clock_type::time_point grace_until_ = clock_type::time_point::max();
   std::uint64_t timer_gen_ = 0;
   std::uint64_t requests_ = 0;
   phase phase_ = phase::idle;
