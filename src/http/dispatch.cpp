@@ -40,6 +40,10 @@ boost::asio::awaitable<dispatch_result> dispatch(server_state& srv, const reques
     } catch (const std::exception& e) {
       srv.log().error("http: handler for {} {} threw: {}", req.method(), req.path(), e.what());
       fail_response(res, 500, "internal server error");
+    } catch (...) {
+      // `throw 42;` and the like: the same 500, and the connection's bookkeeping still runs.
+      srv.log().error("http: handler for {} {} threw a non-std::exception", req.method(), req.path());
+      fail_response(res, 500, "internal server error");
     }
     co_return dispatch_result::answered;
   }
@@ -51,6 +55,9 @@ boost::asio::awaitable<dispatch_result> dispatch(server_state& srv, const reques
     co_await std::get<async_handler>(*h)(ctx);
   } catch (const std::exception& e) {
     srv.log().error("http: handler for {} {} threw: {}", req.method(), req.path(), e.what());
+    threw = true;
+  } catch (...) {
+    srv.log().error("http: handler for {} {} threw a non-std::exception", req.method(), req.path());
     threw = true;
   }
   if (threw) {

@@ -29,6 +29,10 @@ asio::awaitable<void> http1_connection::run(std::shared_ptr<http1_connection> se
     co_await self->serve();
   } catch (const std::exception& e) {
     self->loop_.srv.log().error("http: connection failed: {}", e.what());
+  } catch (...) {
+    // Whatever escaped, the bookkeeping below must run: a connection left in the loop's
+    // list would be used after free at close, and shutdown would wait for it forever.
+    self->loop_.srv.log().error("http: connection failed: non-std::exception");
   }
   self->close_now();
   self->finish();

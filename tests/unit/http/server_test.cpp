@@ -102,6 +102,34 @@ TEST(http_server, handler_exception_is_500_and_the_connection_keeps_working) {
   EXPECT_EQ(b->status, 200);
 }
 
+TEST(http_server, handler_throwing_a_non_std_exception_is_500_and_shutdown_still_completes) {
+  // issue 11 item 4: `throw 42` used to escape catch (const std::exception&), skip the
+  // connection's bookkeeping and terminate the loop thread.
+  http::router r;
+  r.get("/sync42", [](http::context&) { throw 42; });
+  r.get("/async42", [](http::context&) -> boost::asio::awaitable<void> {
+    throw 42;
+    co_return;
+  });
+  r.get("/", [](http::context& c) { c.response.body = "ok"; });
+  http::options o;
+  o.threads = 1;
+  http::server s(std::move(r), o);
+  auto port = s.listen("127.0.0.1:0");
+  ASSERT_TRUE(port);
+  http_conn c(port.value());
+  ASSERT_TRUE(c.send(get_request("/sync42") + get_request("/async42") + get_request("/")));
+  auto a = c.read_response(secs(5));
+  auto b = c.read_response(secs(5));
+  auto d = c.read_response(secs(5));
+  ASSERT_TRUE(a && b && d);
+  EXPECT_EQ(a->status, 500);
+  EXPECT_EQ(b->status, 500);
+  EXPECT_EQ(d->status, 200);
+  EXPECT_TRUE(s.shutdown(secs(5)));
+  EXPECT_EQ(s.stats().open_connections, 0u);
+}
+
 TEST(http_server, http10_client_without_keep_alive_is_closed_after_its_response) {
   test_server ts;
   http_conn c(ts.port);
