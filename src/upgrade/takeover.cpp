@@ -335,10 +335,16 @@ result<takeover_client> take_over(const std::filesystem::path& path, graceful::d
                   n.value_or(0), m.value().fds.size(), split.size());
     return errc::protocol_mismatch;
   }
+  // Every name checked before any fd leaves its unique_fd: on a refusal all the received
+  // sockets close here, so a failed takeover leaves this process holding none of them.
   for (std::size_t i = 0; i < *n; ++i) {
-    if (!graceful::valid_listener_name(split[i])) return errc::protocol_mismatch;
-    c.fds.push_back({split[i], m.value().fds[i].release()});
+    if (!graceful::valid_listener_name(split[i])) {
+      spdlog::error("upgrade: pid {} sent socket {} of {} under an invalid name '{}'; refusing all of them",
+                    c.old_pid, i + 1, *n, split[i]);
+      return errc::protocol_mismatch;
+    }
   }
+  for (std::size_t i = 0; i < *n; ++i) c.fds.push_back({split[i], m.value().fds[i].release()});
   return c;
 }
 

@@ -1,7 +1,10 @@
 #include <graceful/upgrade/pid_file.hpp>
 
+#include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -84,4 +87,34 @@ TEST_F(pid_file, removes_only_a_file_that_still_holds_our_pid) {
   EXPECT_TRUE(up::remove_pid_file_if_owned(dir / "x.pid", 5).value());
   EXPECT_FALSE(fs::exists(dir / "x.pid"));
   EXPECT_FALSE(up::remove_pid_file_if_owned(dir / "x.pid", 5).value());
+}
+
+TEST_F(pid_file, removing_our_file_never_deletes_the_file_a_successor_writes_meanwhile) {
+  // The old process (pid 1 here) removes its file on the way out while its successor writes
+  // its own, over and over. A removal may only ever delete a file naming pid 1: the file a
+  // successor has just renamed in may vanish only if pid 1 wrote after it (then removed
+  // that). A successor that finds its file gone while pid 1 wrote nothing since it started
+  // writing has lost it to a read-then-unlink race.
+  auto path = dir / "x.pid";
+  std::atomic<bool> stop{false};
+  std::atomic<long> old_writes{0};
+  std::thread old([&] {
+    while (!stop.load()) {
+      ASSERT_TRUE(up::write_pid_file(path, 1));
+      old_writes.fetch_add(1);
+      ASSERT_TRUE(up::remove_pid_file_if_owned(path, 1));
+    }
+  });
+  int lost = 0, rounds = 0;
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  for (; rounds < 20000 && lost == 0 && std::chrono::steady_clock::now() < until; ++rounds) {
+    long before = old_writes.load();
+    pid_t mine = 1000 + rounds;
+    ASSERT_TRUE(up::write_pid_file(path, mine));
+    auto now = up::read_pid_file(path);
+    if (!now && now.error() == std::errc::no_such_file_or_directory && old_writes.load() == before) ++lost;
+  }
+  stop = true;
+  old.join();
+  EXPECT_EQ(lost, 0) << "after " << rounds << " writes by the successor";
 }

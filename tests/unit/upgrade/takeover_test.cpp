@@ -7,6 +7,11 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <thread>
+
+#include <netinet/in.h>
+
+#include <graceful/upgrade/upgrader.hpp>
 
 #include "sockets.hpp"
 #include "upgrade_test_server.hpp"
@@ -132,6 +137,82 @@ TEST_F(takeover, takeover_without_an_old_process_fails_clearly) {
   auto& next = start_raw(new_server((dir_ / "addr2").string()));
   EXPECT_EQ(next.wait(in(5000ms)), 2) << next.output();
   EXPECT_NE(next.output().find("No such file or directory"), std::string::npos) << next.output();
+}
+
+// A listening TCP socket on 127.0.0.1 port 0; returns the fd and sets `port`.
+int loopback_listener(int& port) {
+  int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  EXPECT_EQ(::listen(s, 16), 0);
+  socklen_t len = sizeof a;
+  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
+  port = ntohs(a.sin_port);
+  return s;
+}
+
+bool connect_refused(int port) {
+  int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool refused = ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 && errno == ECONNREFUSED;
+  ::close(s);
+  return refused;
+}
+
+TEST_F(takeover, a_takeover_refused_for_a_bad_socket_name_leaves_the_taker_holding_none_of_the_sockets) {
+  // A fake old process answers the takeover with two listening sockets, the second under a
+  // name that cannot be valid (a control character). The taker must refuse, and must not
+  // keep the first socket it already received: once the old side closes its own copies the
+  // ports refuse connections, which they would not if the taker still held one.
+  auto path = sock();
+  int old_side = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+  ASSERT_EQ(::bind(old_side, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::chmod(path.c_str(), 0600), 0);
+  ASSERT_EQ(::listen(old_side, 1), 0);
+  int p1 = 0, p2 = 0;
+  int l1 = loopback_listener(p1), l2 = loopback_listener(p2);
+  std::thread fake_old([&] {
+    int c = ::accept4(old_side, nullptr, nullptr, SOCK_CLOEXEC);
+    char hello[256];
+    (void)!::recv(c, hello, sizeof hello, 0);
+    std::string text = "GRACEFUL-TAKEOVER-FDS 1 2 http:bad\x01name";
+    int fds[2] = {l1, l2};
+    char control[CMSG_SPACE(sizeof fds)] = {};
+    iovec iov{text.data(), text.size()};
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = control;
+    m.msg_controllen = sizeof control;
+    cmsghdr* cm = CMSG_FIRSTHDR(&m);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof fds);
+    std::memcpy(CMSG_DATA(cm), fds, sizeof fds);
+    (void)!::sendmsg(c, &m, MSG_NOSIGNAL);
+    char rest[256];
+    (void)!::recv(c, rest, sizeof rest, 0);  // EOF: the taker hung up
+    ::close(c);
+  });
+  const int fds_before = count_fds(::getpid());
+  auto u = graceful::upgrade::upgrader::create({.takeover_from = path, .systemd_activation = false});
+  fake_old.join();
+  ASSERT_FALSE(u);
+  EXPECT_EQ(u.error(), graceful::upgrade::errc::protocol_mismatch);
+  EXPECT_EQ(count_fds(::getpid()), fds_before) << "received fds leaked";
+  ::close(l1);
+  ::close(l2);
+  ::close(old_side);
+  EXPECT_TRUE(connect_refused(p1)) << "the taker still holds a live copy of the first socket";
+  EXPECT_TRUE(connect_refused(p2)) << "the taker still holds a live copy of the second socket";
 }
 
 } // namespace
