@@ -43,6 +43,11 @@ using clock = graceful::deadline::clock;
 
 std::atomic<bool> g_exists{false};
 
+// How long a forced exit (deadline, second signal) waits for its last log line and the
+// flush of every log and stdio stream before it exits anyway. Long enough for a healthy sink
+// (a terminal, a file, journald) to take a line; short against any shutdown timeout.
+constexpr std::chrono::milliseconds exit_flush_budget{500};
+
 // The signals the lifecycle owns. SIGPROF is deliberately absent: gperftools samples with it.
 constexpr int handled_signals[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2};
 
@@ -184,11 +189,34 @@ struct lifecycle::impl {
 
   void wake() noexcept { signal_eventfd(wake_fd.get()); }
 
-  [[noreturn]] void exit_now(int code) {
-    log->flush();
-    spdlog::default_logger_raw()->flush();
-    std::fflush(nullptr);
-    // _Exit: no static destructors or atexit handlers, which could block on hook threads.
+  // Exits now with `code`, after logging `last_words` and flushing the logs if that is done
+  // within exit_flush_budget. The writing happens on a detached thread: a sink blocked on a
+  // full pipe (stderr read by a process that stopped reading), or another thread holding a
+  // sink's mutex while blocked in write(2), must not turn the guaranteed exit into a hang.
+  [[noreturn]] void exit_now(int code, spdlog::level::level_enum level, std::string last_words) {
+    struct flushed {
+      std::mutex m;
+      std::condition_variable cv;
+      bool done = false;
+    };
+    auto f = std::make_shared<flushed>();
+    try {
+      std::thread([f, lg = log, level, text = std::move(last_words)] {
+        lg->log(level, text);
+        lg->flush();
+        spdlog::default_logger_raw()->flush();
+        std::fflush(nullptr);
+        std::lock_guard lk(f->m);
+        f->done = true;
+        f->cv.notify_all();
+      }).detach();
+      std::unique_lock lk(f->m);
+      f->cv.wait_for(lk, exit_flush_budget, [&] { return f->done; });
+    } catch (...) {
+      // No thread to write with (resource exhaustion): exit without the last line.
+    }
+    // _Exit: no static destructors or atexit handlers, which could block on hook threads
+    // (or on the writer thread above, still stuck in a sink).
     std::_Exit(code);
   }
 
@@ -270,9 +298,9 @@ struct lifecycle::impl {
       case SIGINT:
         if (stopping.load()) {
           int code = 128 + signo;
-          log->warn("second {} (from pid {}) while stopping: exiting now with code {}", signal_name(signo),
-                    sender, code);
-          exit_now(code);
+          exit_now(code, spdlog::level::warn,
+                   fmt::format("second {} (from pid {}) while stopping: exiting now with code {}",
+                               signal_name(signo), sender, code));
         }
         begin_stop(fmt::format("{} from pid {}", signal_name(signo), sender), {});
         return;
@@ -331,10 +359,11 @@ struct lifecycle::impl {
       std::lock_guard lk(m);
       delay = drain_delay;
     }
-    log->error("shutdown deadline ({} after stop) passed in phase {}; hooks still running: {}; exiting with code {}",
-               fmt_dur(delay + opts.shutdown_timeout), to_string(current.load()),
-               names.empty() ? std::string("none") : names, opts.deadline_exit_code);
-    exit_now(opts.deadline_exit_code);
+    exit_now(opts.deadline_exit_code, spdlog::level::err,
+             fmt::format("shutdown deadline ({} after stop) passed in phase {}; hooks still running: {}; "
+                         "exiting with code {}",
+                         fmt_dur(delay + opts.shutdown_timeout), to_string(current.load()),
+                         names.empty() ? std::string("none") : names, opts.deadline_exit_code));
   }
 
   void check_profile_limit() {

@@ -115,6 +115,15 @@ TEST(lifecycle_signals, a_second_sigterm_while_stopping_exits_at_once_with_143) 
   EXPECT_NE(c.output().find("second SIGTERM"), std::string::npos) << c.output();
 }
 
+TEST(lifecycle_signals, the_deadline_exit_happens_even_when_stderr_is_a_full_pipe_nobody_reads) {
+  // Every log line goes to a pipe nobody reads; a shutdown hook logs until it is full, so the
+  // sink blocks in write(2) holding its lock. The deadline exit must not wait for that sink.
+  auto c = probe({"--unread-stderr", "--flood-log-hook", "--shutdown-timeout=300"});
+  ASSERT_TRUE(c.wait_for_output("probe: running", deadline::after(5s))) << c.output();
+  c.signal(SIGTERM);
+  EXPECT_EQ(c.wait(deadline::after(20s)), 1) << "the deadline exit code, not a hang\n" << c.output();
+}
+
 TEST(lifecycle_signals, a_second_sigint_cuts_the_drain_delay_and_exits_with_130) {
   auto c = probe({"--drain-delay=30000", "--shutdown-timeout=30000"});
   ASSERT_TRUE(c.wait_for_output("probe: running", deadline::after(5s))) << c.output();
