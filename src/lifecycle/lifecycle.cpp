@@ -296,6 +296,12 @@ struct lifecycle::impl {
     switch (signo) {
       case SIGTERM:
       case SIGINT:
+        if (current.load() == phase::exited) {
+          // The stop is complete and run() has its exit code: a late signal (say, queued
+          // behind a slow SIGUSR1 dump) must not turn a clean 0 into 128+signo.
+          log->info("{} (from pid {}) after the stop completed: ignored", signal_name(signo), sender);
+          return;
+        }
         if (stopping.load()) {
           int code = 128 + signo;
           exit_now(code, spdlog::level::warn,

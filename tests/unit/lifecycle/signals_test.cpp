@@ -124,6 +124,20 @@ TEST(lifecycle_signals, the_deadline_exit_happens_even_when_stderr_is_a_full_pip
   EXPECT_EQ(c.wait(deadline::after(20s)), 1) << "the deadline exit code, not a hang\n" << c.output();
 }
 
+TEST(lifecycle_signals, a_sigterm_after_the_stop_completed_does_not_change_the_exit_code) {
+  // The stop completes (run() returned 0) while a SIGUSR1 dump is still being written; a
+  // SIGTERM arriving then is read by the lifecycle thread after the dump.
+  auto c = probe({"--stop-during-dump"});
+  ASSERT_TRUE(c.wait_for_output("probe: running", deadline::after(5s))) << c.output();
+  c.signal(SIGUSR1);
+  ASSERT_TRUE(c.wait_for_output("probe: run returned 0", deadline::after(10s))) << c.output();
+  c.signal(SIGTERM);
+  EXPECT_EQ(c.wait(deadline::after(15s)), 0) << c.output();
+  EXPECT_NE(c.output().find("SIGTERM (from pid " + std::to_string(::getpid()) + ") after the stop completed: ignored"),
+            std::string::npos)
+      << c.output();
+}
+
 TEST(lifecycle_signals, a_second_sigint_cuts_the_drain_delay_and_exits_with_130) {
   auto c = probe({"--drain-delay=30000", "--shutdown-timeout=30000"});
   ASSERT_TRUE(c.wait_for_output("probe: running", deadline::after(5s))) << c.output();
