@@ -165,7 +165,8 @@ int main(int argc, char** argv) {
   auto opened = open_listeners(opts.listen, log, &failed);
   if (!opened) {
     log->critical("cannot listen on {}: {}", failed, opened.error().message());
-    return graceful::is_address_error(opened.error()) ? usage_error : 1;
+    // Bad --listen, forged LISTEN_FDS, a duplicate name: configuration, like a bad flag.
+    return graceful::upgrade::exit_code_for(opened.error()) == 2 ? usage_error : 1;
   }
   std::vector<listener> listeners = std::move(opened).value();
   for (std::size_t i = 0; i < listeners.size(); ++i)

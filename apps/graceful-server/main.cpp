@@ -180,13 +180,13 @@ int main(int argc, char** argv) {
   auto up = graceful::upgrade::upgrader::create(uo);
   if (!up) {
     spdlog::error("cannot start: {}", up.error().message());
-    return 1;
+    return graceful::upgrade::exit_code_for(up.error());  // 2: forged/mismatched LISTEN_*, ...
   }
   auto listeners = open_listeners(cfg, *up.value());
   if (!listeners) {
     auto ec = listeners.error();
-    // A bad --listen is a bad flag.
-    return graceful::is_address_error(ec) || ec == http::errc::bad_address ? 2 : 1;
+    // A bad --listen is a bad flag; an inherited socket that does not fit is bad configuration.
+    return ec == http::errc::bad_address ? 2 : graceful::upgrade::exit_code_for(ec);
   }
 
   graceful_server::app app{lc};

@@ -206,12 +206,12 @@ int main(int argc, char** argv) {
   auto up = graceful::upgrade::upgrader::create(uo);
   if (!up) {
     spdlog::error("cannot start: {}", up.error().message());
-    return 1;
+    return graceful::upgrade::exit_code_for(up.error());
   }
   auto fd = up.value()->listen("echo", listen);
   if (!fd) {
     spdlog::error("cannot listen on {}: {}", listen, fd.error().message());
-    return 1;
+    return graceful::upgrade::exit_code_for(fd.error());
   }
   // The family of the socket actually served: an inherited [::] socket may answer ":9000".
   auto bound = graceful::address::of_socket(fd.value().get());

@@ -83,6 +83,24 @@ std::optional<int> wait_child(pid_t pid, graceful::deadline d) {
   }
 }
 
+// sd_listen_fds(3) silently ignores LISTEN_FDS addressed to another pid. Here nobody passes
+// them on legitimately: systemd and graceful-run set LISTEN_PID to the very process they
+// exec, and every reader (this layer included) unsets them. So a LISTEN_FDS with a LISTEN_PID
+// that is not ours means a wrapper forked in between, or forged variables: the fds they name
+// may be the sockets meant for us or anything else, and binding fresh ones instead would
+// serve a port nobody activated. A configuration error, named with its fds.
+std::error_code check_listen_pid(spdlog::logger& log) {
+  const char* fds = std::getenv("LISTEN_FDS");
+  if (!fds) return {};
+  const char* pid = std::getenv("LISTEN_PID");
+  if (pid && std::string_view(pid) == std::to_string(::getpid())) return {};
+  log.error("upgrade: LISTEN_FDS={} (fds 3 and up) is addressed to LISTEN_PID={}, but this is pid {}: socket "
+            "activation variables meant for another process (a wrapper that forks?); refusing them",
+            fds, pid ? pid : "(unset)", ::getpid());
+  for (auto k : {"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"}) ::unsetenv(k);
+  return errc::invalid_inherited_fd;
+}
+
 std::string monotonic_usec() {
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -167,9 +185,14 @@ result<std::unique_ptr<upgrader>> upgrader::create(options o) {
                  u->opts_.takeover_from.string());
     m.from_takeover = std::move(tk.value());
   } else if (u->opts_.systemd_activation) {
+    // Read first: systemd_listen_fds unsets them, and the message should say what was passed.
+    auto env = [](const char* k) { return std::string(std::getenv(k) ? std::getenv(k) : ""); };
+    const std::string fds_var = env("LISTEN_FDS"), names_var = env("LISTEN_FDNAMES");
+    if (auto ec = check_listen_pid(m.log())) return ec;
     auto sd = systemd_listen_fds();
     if (!sd) {
-      m.log().error("upgrade: bad systemd socket activation variables: {}", sd.error().message());
+      m.log().error("upgrade: bad systemd socket activation variables (LISTEN_FDS={}, LISTEN_FDNAMES='{}'): {}; "
+                    "refusing fds 3 and up", fds_var, names_var, sd.error().message());
       return std::error_code(errc::invalid_inherited_fd);
     }
     if (!sd.value().empty()) {
@@ -199,7 +222,7 @@ upgrader::~upgrader() {
 result<unique_fd> upgrader::listen(std::string_view name, std::string_view address, const listen_options& lo) {
   if (!graceful::valid_listener_name(name)) {
     impl_->log().error("upgrade: invalid listener name '{}' (1-255 characters of A-Z a-z 0-9 _ . @ -)", name);
-    return std::make_error_code(std::errc::invalid_argument);
+    return errc::invalid_name;
   }
   std::lock_guard lk(impl_->mu);
   return impl_->socks.listen(name, address, lo);

@@ -338,7 +338,7 @@ TEST_F(server_upgrade, a_systemd_socket_on_another_address_than_listen_is_a_clea
   const std::string want = "127.0.0.1:" + std::to_string(sock.port == 65535 ? sock.port - 1 : sock.port + 1);
   gt::child c(gt::socket_activated({gt::bin("graceful-server"), "--listen", want}, sock.fd.get(), "http"));
   sock.fd.reset();
-  EXPECT_EQ(c.wait(deadline::after(5s)), 1) << c.output();
+  EXPECT_EQ(c.wait(deadline::after(5s)), 2) << "a configuration error\n" << c.output();
   EXPECT_NE(c.output().find("but '" + want + "' was asked for"), std::string::npos) << c.output();
 }
 

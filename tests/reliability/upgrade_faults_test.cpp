@@ -2,6 +2,8 @@
 // outside through the real program (the library-level cases are in tests/unit/upgrade and
 // tests/integration/upgrade_test.cpp; these add what only the whole program can show).
 
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -158,9 +160,66 @@ TEST_F(upgrade_faults, forged_listen_fds_pointing_at_a_file_make_graceful_server
   auto st = c.wait(deadline::after(10s));
   figure(std::string("forged LISTEN_FDS -> exit ") + (st ? std::to_string(*st) : "none"));
   ASSERT_TRUE(st) << c.output();
-  EXPECT_TRUE(*st == 1 || *st == 2) << "a start-up error, not a crash: " << *st << "\n" << c.output();
+  EXPECT_EQ(*st, 2) << "a configuration error, like a bad flag:\n" << c.output();
   EXPECT_NE(c.output().find("not a socket"), std::string::npos) << c.output();
   EXPECT_EQ(c.output().find("listening on"), std::string::npos) << "served on a forged fd:\n" << c.output();
+}
+
+namespace {
+
+/// A TCP socket on 127.0.0.1:port (listening or not), moved to fd >= 50.
+int tcp_socket_at(int port, bool listening) {
+  int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  ::setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  if (listening) {
+    EXPECT_EQ(::listen(s, 16), 0);
+  }
+  int high = ::fcntl(s, F_DUPFD_CLOEXEC, 50);
+  ::close(s);
+  return high;
+}
+
+} // namespace
+
+TEST_F(upgrade_faults, socket_activation_configuration_errors_exit_2_with_a_message_naming_the_fd) {
+  struct bad_setup {
+    std::string what, shell, message;
+    std::vector<int> fds;  // sockets the shell moves to fd 3, 4, ...
+  };
+  int unlistened = tcp_socket_at(port_, false);
+  int first = tcp_socket_at(0, true), second = tcp_socket_at(0, true);
+  auto move = [](const std::vector<int>& fds) {
+    std::string m = "exec";
+    for (std::size_t i = 0; i < fds.size(); ++i)
+      m += " " + std::to_string(3 + i) + "<&" + std::to_string(fds[i]) + " " + std::to_string(fds[i]) + "<&-";
+    return m + "; ";
+  };
+  std::vector<bad_setup> setups{
+      {"LISTEN_PID of another process", "exec 3</etc/hostname; LISTEN_PID=1 LISTEN_FDS=1 exec",
+       "LISTEN_FDS=1 (fds 3 and up) is addressed to LISTEN_PID=1", {}},
+      {"LISTEN_FDNAMES not matching LISTEN_FDS", "exec 3</etc/hostname; LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=a:b exec",
+       "LISTEN_FDS=1, LISTEN_FDNAMES='a:b'", {}},
+      {"a socket that is not listening", "LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=http exec",
+       "inherited fd 3 for 'http' (from systemd) is not a listening stream socket", {unlistened}},
+      {"a duplicate name", "LISTEN_PID=$$ LISTEN_FDS=2 LISTEN_FDNAMES=http:http exec",
+       "two inherited fds (3 and 4) are both named 'http'", {first, second}},
+  };
+  for (auto& b : setups) {
+    std::string cmd = (b.fds.empty() ? "" : move(b.fds)) + b.shell;
+    for (const auto& a : argv()) cmd += " '" + a + "'";
+    child c(child::spec{{"/bin/bash", "-c", cmd}, {}, b.fds});  // bash: dash takes no fd above 9
+    auto st = c.wait(deadline::after(10s));
+    figure(b.what + " -> exit " + (st ? std::to_string(*st) : "none"));
+    EXPECT_EQ(st, 2) << b.what << "\n" << c.output();
+    EXPECT_NE(c.output().find(b.message), std::string::npos) << b.what << "\n" << c.output();
+  }
+  for (int fd : {unlistened, first, second}) ::close(fd);
 }
 
 TEST_F(upgrade_faults, the_pid_file_is_not_written_through_a_symlink_and_the_server_still_serves) {

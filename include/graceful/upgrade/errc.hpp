@@ -25,17 +25,47 @@ enum class errc : int {
   peer_rejected,            ///< takeover peer is another user (SO_PEERCRED) or the socket mode is unsafe
   takeover_failed,          ///< the old process refused or broke the takeover conversation
   unsafe_path,              ///< a pid file or socket path is a symlink or otherwise unsafe to write
+  invalid_name,             ///< a listener name that cannot travel: empty, over 255 bytes, ':' or control characters
 };
+
+/// What kind of error an errc is, for callers that act on the kind: compare with
+/// `ec == graceful::upgrade::condition::bad_configuration` (category "graceful.upgrade.condition").
+enum class condition : int {
+  /// The process was started wrongly, and retrying cannot help: forged or mismatched
+  /// LISTEN_PID/LISTEN_FDS/LISTEN_FDNAMES or hand-over variables, an inherited fd that is not
+  /// a listening socket or is bound elsewhere than asked, a duplicate or invalid listener
+  /// name, a bad address, a parent speaking another protocol version, a takeover socket of
+  /// another user or with an unsafe mode. Programs exit 2 for
+  /// it, as for a bad flag (see exit_code_for).
+  bad_configuration = 1,
+};
+
 
 /// The category of errc.
 const std::error_category& upgrade_category() noexcept;
+
+/// The category of condition.
+const std::error_category& upgrade_condition_category() noexcept;
 
 /// Makes errc usable as std::error_code.
 inline std::error_code make_error_code(errc e) noexcept {
   return {static_cast<int>(e), upgrade_category()};
 }
 
+/// Makes condition usable as std::error_condition.
+inline std::error_condition make_error_condition(condition c) noexcept {
+  return {static_cast<int>(c), upgrade_condition_category()};
+}
+
+/// The exit status for a program whose start-up failed with `ec`: 2 for
+/// condition::bad_configuration (like a bad flag: the operator must fix the setup), 1 for
+/// anything else (the environment may change: a port in use, a full fd table). The one place
+/// graceful-server, graceful-run and the examples map start-up errors to exit codes.
+int exit_code_for(const std::error_code& ec) noexcept;
+
 } // namespace graceful::upgrade
 
 template <>
 struct std::is_error_code_enum<graceful::upgrade::errc> : std::true_type {};
+template <>
+struct std::is_error_condition_enum<graceful::upgrade::condition> : std::true_type {};
