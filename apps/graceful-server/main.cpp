@@ -174,6 +174,10 @@ int main(int argc, char** argv) {
 
   graceful::upgrade::options uo;
   uo.upgrade_timeout = cfg.upgrade_timeout;
+  // A new version not ready in time gets SIGTERM and drains what it accepted; it runs with
+  // these flags, so it needs their drain delay and shutdown timeout (and a moment for its own
+  // deadline exit) before the SIGKILL.
+  uo.child_stop_timeout = cfg.drain_delay + cfg.shutdown_timeout + std::chrono::seconds(1);
   uo.pid_file = cfg.pid_file;
   uo.takeover_from = cfg.takeover;
   uo.takeover_socket = cfg.takeover_socket;

@@ -13,6 +13,7 @@
 #include <array>
 #include <condition_variable>
 #include <cstdio>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -73,7 +74,8 @@ public:
   bool shutdown(graceful::deadline d, bool close_idle = true) {
     asio::post(io_, [this, close_idle] {
       stopping_ = true;
-      acceptor_.close();
+      close_idle_ = close_idle;
+      close_acceptor();
       if (close_idle)
         for (auto& s : std::set(sessions_)) s->stop();
       notify_if_idle();
@@ -83,6 +85,19 @@ public:
     if (d.is_never()) cv_.wait(lk, done);
     else cv_.wait_until(lk, d.when(), done);
     return idle_;
+  }
+
+  /// From any thread: closes this process's copy of the listening socket and returns once
+  /// the loop has done so (or `d` passed). Connections already accepted go on. After an
+  /// upgrade the new process holds the same socket: connections queued on it are its own.
+  bool stop_accepting(graceful::deadline d) {
+    auto done = std::make_shared<std::promise<void>>();
+    auto closed = done->get_future();
+    asio::post(io_, [this, done] {
+      close_acceptor();
+      done->set_value();
+    });
+    return closed.wait_until(d.when()) == std::future_status::ready;
   }
 
   void add(std::shared_ptr<session> s) { sessions_.insert(std::move(s)); }
@@ -96,15 +111,22 @@ private:
   void accept() {
     acceptor_.async_accept([this](boost::system::error_code ec, tcp::socket s) {
       if (ec) {
-        if (!stopping_) spdlog::warn("accept failed: {}", ec.message());
-        if (stopping_) return;
+        if (!accepting_) return;  // the acceptor was closed
+        spdlog::warn("accept failed: {}", ec.message());
         return accept();
       }
+      // Accepted just before the acceptor closed: the client is connected to us, serve it.
       auto sess = std::make_shared<session>(std::move(s), *this);
       add(sess);
       sess->start();
-      accept();
+      if (stopping_ && close_idle_) sess->stop();
+      if (accepting_) accept();
     });
+  }
+  void close_acceptor() {
+    accepting_ = false;
+    boost::system::error_code ec;
+    acceptor_.close(ec);
   }
   void notify_if_idle() {
     if (!stopping_ || !sessions_.empty()) return;
@@ -117,6 +139,8 @@ private:
   tcp::acceptor acceptor_;
   std::set<std::shared_ptr<session>> sessions_;  // touched on the loop thread only
   bool stopping_ = false;                        // loop thread only
+  bool accepting_ = true;                        // loop thread only
+  bool close_idle_ = true;                       // loop thread only
   std::mutex m_;
   std::condition_variable cv_;
   bool idle_ = false;  // guarded by m_
@@ -203,6 +227,10 @@ int main(int argc, char** argv) {
   graceful::upgrade::options uo;
   uo.pid_file = pid_file;
   uo.upgrade_timeout = std::chrono::ceil<std::chrono::milliseconds>(*up_timeout);
+  // A new version that is not ready in time gets SIGTERM and drains what it accepted: it is
+  // this program with these flags, so it needs its drain delay and shutdown timeout, plus a
+  // moment for its own deadline exit, before it is SIGKILLed.
+  uo.child_stop_timeout = opts.drain_delay + opts.shutdown_timeout + std::chrono::seconds(1);
   auto up = graceful::upgrade::upgrader::create(uo);
   if (!up) {
     spdlog::error("cannot start: {}", up.error().message());
@@ -245,7 +273,12 @@ int main(int argc, char** argv) {
   //    serves, this process stops accepting and drains (long-lived connections stay here
   //    until they end or the shutdown deadline). ready() writes the pid file and tells the
   //    parent, if any, that this process serves.
-  auto on_upgrade = up.value()->attach(lc);
+  //    Accepting stops the moment the new process is ready, not when this one's drain hooks
+  //    are done: from then on every new client is the new process's.
+  auto on_upgrade = up.value()->attach(lc, {.stop_accepting = [&] {
+    if (!srv->stop_accepting(graceful::deadline::after(std::chrono::seconds(1))))
+      spdlog::warn("echo-server: the loop did not close the acceptor within 1s");
+  }});
   (void)up.value()->ready();
   int code = lc.run();
   io.stop();

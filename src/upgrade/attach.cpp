@@ -15,12 +15,23 @@
 
 namespace graceful::upgrade {
 
-lifecycle::registration upgrader::attach(lifecycle::lifecycle& lc) {
+lifecycle::registration upgrader::attach(lifecycle::lifecycle& lc, attach_options o) {
   auto regs = std::make_shared<std::vector<lifecycle::registration>>();
   auto logger = opts_.logger;
   auto log = [logger]() -> spdlog::logger& { return logger ? *logger : *spdlog::default_logger_raw(); };
+  // The SIGKILL of a stopped new process comes this much before the lifecycle's deadline, so
+  // that it is reaped before this process exits (else it would be orphaned unkilled).
+  auto before = [margin = o.reap_margin](graceful::deadline d) {
+    return d.is_never() ? d : graceful::deadline(d.when() - margin);
+  };
 
-  on_handed_over([&lc](pid_t pid) {
+  on_handed_over([&lc, log, stop = std::move(o.stop_accepting)](pid_t pid) {
+    // Before the stop begins, not in a shutdown hook: the drain phase would otherwise keep
+    // accepting connections that the new process is ready to take.
+    if (stop) {
+      stop();
+      log().info("upgrade: stopped accepting; new connections go to pid {}", pid);
+    }
     // No drain delay: the sockets stay served by the new process, nobody needs to be told.
     lc.request_stop("upgraded to pid " + std::to_string(pid), {.drain_delay = std::chrono::milliseconds(0)});
   });
@@ -29,17 +40,22 @@ lifecycle::registration upgrader::attach(lifecycle::lifecycle& lc) {
     // start_upgrade logs a refusal (upgrade already running, not ready yet, handed over).
     (void)start_upgrade();
   }));
-  regs->push_back(lc.on_drain("upgrade: stop an upgrade in flight", [this](graceful::deadline) {
+  regs->push_back(lc.on_drain("upgrade: stop an upgrade in flight", [this, before](graceful::deadline d) {
     bool handed = current_state() == state::handed_over;
     // After a hand-over the new process is the service: a STOPPING=1 from us would tell
     // systemd (NotifyAccess=all) that the service is going away.
     if (!handed && opts_.systemd_notify) notify_systemd("STOPPING=1");
-    cancel();
+    // Without waiting: a new process that got SIGTERM drains what it accepted, which may take
+    // its whole shutdown timeout; this process drains meanwhile. The cleanup hook reaps it.
+    stop_upgrades(before(d));
   }));
   regs->push_back(lc.on_shutdown("upgrade: close listener copies", [this](graceful::deadline) {
     // Without a hand-over, new connections should now be refused rather than queued on a
     // socket nobody will accept from; after one, the new process holds its own copies.
     close_listeners();
+  }));
+  regs->push_back(lc.on_cleanup("upgrade: reap a stopped new process", [this, before](graceful::deadline d) {
+    cancel(before(d));
   }));
   return lifecycle::registration([this, regs] {
     on_handed_over({});

@@ -11,9 +11,11 @@
 #include <optional>
 #include <thread>
 
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -70,16 +72,47 @@ std::string describe_status(int st) {
   return "stopped";
 }
 
-// Waits for `pid` until `d`; returns its status or nullopt.
-std::optional<int> wait_child(pid_t pid, graceful::deadline d) {
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434  // the same number on every architecture (Linux 5.3)
+#endif
+
+// After SIGKILL a process only has to be torn down by the kernel: reaping it is quick, but
+// still bounded, so that a process stuck in uninterruptible sleep (D state) cannot hang us.
+constexpr std::chrono::seconds reap_timeout{5};
+// Used only without pidfd_open (kernels before 5.3): how often waitpid(WNOHANG) is retried.
+constexpr std::chrono::milliseconds waitpid_poll_interval{5};
+
+// Reaps `pid` once it exits, waiting at most until `d`. Returns its wait status, or nullopt
+// when it has not exited by then or is not our child (a fake spawn in tests). The wait is a
+// poll(2) on a pidfd, which becomes readable the moment the process exits; only where
+// pidfd_open does not exist (ENOSYS) does it fall back to retrying waitpid. When `wake_fd`
+// becomes readable, `refresh()` is asked once for a (possibly earlier) deadline: cancel()
+// uses that to bring the SIGKILL forward.
+std::optional<int> wait_child(pid_t pid, graceful::deadline d, int wake_fd = -1,
+                              const std::function<graceful::deadline()>& refresh = {}) {
+  unique_fd pfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  // ESRCH: no such process, nothing to wait for (waitpid below says ECHILD). Any other error
+  // (ENOSYS before Linux 5.3, or EMFILE) leaves polling waitpid as the only way to reap.
+  const bool no_pidfd = !pfd;
+  if (!refresh) wake_fd = -1;
   while (true) {
     int st = 0;
     pid_t r = ::waitpid(pid, &st, WNOHANG);
     if (r == pid) return st;
     if (r < 0 && errno != EINTR) return std::nullopt;  // not our child (a fake spawn) or gone
     if (d.expired()) return std::nullopt;
-    timespec ts{0, 5'000'000};
-    ::nanosleep(&ts, nullptr);
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(d.remaining());
+    if (no_pidfd) left = std::min<std::chrono::milliseconds>(left, waitpid_poll_interval);
+    int timeout = d.is_never() && !no_pidfd ? -1 : static_cast<int>(std::min<long long>(left.count(), 60'000));
+    pollfd p[2] = {{no_pidfd ? wake_fd : pfd.get(), POLLIN, 0}, {wake_fd, POLLIN, 0}};
+    nfds_t n = no_pidfd ? (wake_fd >= 0 ? 1 : 0) : (wake_fd >= 0 ? 2 : 1);
+    int k = ::poll(p, n, timeout);
+    if (k < 0 && errno != EINTR) return std::nullopt;
+    const pollfd* wake = no_pidfd ? &p[0] : &p[1];
+    if (k > 0 && wake_fd >= 0 && (wake->revents & POLLIN)) {
+      d = earliest(d, refresh());
+      wake_fd = -1;  // an eventfd that stays readable: ask once
+    }
   }
 }
 
@@ -111,18 +144,48 @@ std::string monotonic_usec() {
 
 struct upgrader::impl {
   mutable std::mutex mu;
+  // Guarded by mu. `st` is the one record of what the upgrader does: `upgrading` from the
+  // moment an upgrade (upgrade(), start_upgrade() or a takeover conversation) is admitted
+  // until its outcome is known, so admitting the next one is a single check of `st`.
   state st = state::starting;
   listeners socks;
+  std::function<void(pid_t)> handed_over_cb;
+  pid_t successor = 0;
+  // The last start_upgrade() thread. Each such thread first joins the one before it (which
+  // has left `upgrading`, so at most its `done` callback is still running): nobody joins
+  // while holding mu, and joining this one joins them all.
+  std::thread worker;
+  // A new process that got SIGTERM is SIGKILLed by this time at the latest (cancel(d)).
+  graceful::deadline kill_by = graceful::deadline::never();
+
+  // Set once in create(), read-only afterwards.
   unique_fd cancel_fd;  // eventfd, readable (forever) once cancel() ran
   std::optional<detail::inherited> from_parent;
   std::optional<detail::takeover_client> from_takeover;
   std::unique_ptr<detail::takeover_server> takeover;
-  std::function<void(pid_t)> handed_over_cb;
-  std::thread worker;
-  bool worker_busy = false;
-  pid_t successor = 0;
   std::shared_ptr<spdlog::logger> logger;
   spdlog::logger& log() const { return logger ? *logger : *spdlog::default_logger_raw(); }
+
+  // No upgrade from now on; one in flight stops its new process (SIGKILL by `d` at the
+  // latest). Called with mu held.
+  void mark_cancelled(graceful::deadline d) {
+    if (st != state::handed_over) st = state::stopping;
+    kill_by = earliest(kill_by, d);
+    std::uint64_t one = 1;
+    (void)!::write(cancel_fd.get(), &one, sizeof one);
+  }
+
+  // Why an upgrade cannot start in state `s` (empty when it can). Called with mu held.
+  static std::error_code refusal(state s) {
+    switch (s) {
+      case state::starting: return errc::not_ready;
+      case state::upgrading: return errc::upgrade_in_progress;
+      case state::handed_over: return errc::handed_over;
+      case state::stopping: return errc::upgrade_cancelled;
+      case state::ready: break;
+    }
+    return {};
+  }
 };
 
 upgrader::upgrader(options o) : opts_(std::move(o)), impl_(std::make_unique<impl>()) {}
@@ -254,18 +317,9 @@ result<void> upgrader::ready() {
     h.cancel_fd = m.cancel_fd.get();
     h.logger = m.logger;
     h.begin = [this]() -> result<std::vector<named_fd>> {
-      std::lock_guard lk(impl_->mu);
-      if (impl_->worker_busy) return errc::upgrade_in_progress;
-      switch (impl_->st) {
-        case state::starting: return errc::not_ready;
-        case state::upgrading: return errc::upgrade_in_progress;
-        case state::handed_over: return errc::handed_over;
-        case state::stopping: return errc::upgrade_cancelled;
-        case state::ready: break;
-      }
-      impl_->st = state::upgrading;
-      if (opts_.systemd_notify) notify_systemd("RELOADING=1\nMONOTONIC_USEC=" + monotonic_usec());
-      return impl_->socks.active();
+      auto socks = begin_upgrade();
+      if (socks && opts_.systemd_notify) notify_systemd("RELOADING=1\nMONOTONIC_USEC=" + monotonic_usec());
+      return socks;
     };
     h.end = [this](result<pid_t> r) {
       if (r) {
@@ -334,21 +388,40 @@ void upgrader::upgrade_failed() {
   }
 }
 
+result<std::vector<named_fd>> upgrader::begin_upgrade() {
+  std::lock_guard lk(impl_->mu);
+  if (auto refused = impl::refusal(impl_->st)) return refused;
+  impl_->st = state::upgrading;
+  return impl_->socks.active();
+}
+
 result<pid_t> upgrader::upgrade() {
+  auto socks = begin_upgrade();
+  if (!socks) return socks.error();
+  return run_upgrade(std::move(socks.value()));
+}
+
+std::string upgrader::stop_child(pid_t child) {
   auto& m = *impl_;
-  std::vector<named_fd> socks;
-  {
+  auto kill_by = [&m] {
     std::lock_guard lk(m.mu);
-    switch (m.st) {
-      case state::starting: return errc::not_ready;
-      case state::upgrading: return errc::upgrade_in_progress;
-      case state::handed_over: return errc::handed_over;
-      case state::stopping: return errc::upgrade_cancelled;
-      case state::ready: break;
-    }
-    m.st = state::upgrading;
-    socks = m.socks.active();
-  }
+    return m.kill_by;
+  };
+  // SIGTERM first: the new process accepted connections before it said ready (it serves as
+  // soon as it has its sockets), and draining them is what its own SIGTERM handling does.
+  const auto t0 = std::chrono::steady_clock::now();
+  ::kill(child, SIGTERM);
+  auto d = earliest(graceful::deadline::after(opts_.child_stop_timeout), kill_by());
+  if (auto st = wait_child(child, d, m.cancel_fd.get(), kill_by)) return "SIGTERM: " + describe_status(*st);
+  auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  ::kill(child, SIGKILL);
+  auto st = wait_child(child, graceful::deadline::after(reap_timeout));
+  return "SIGTERM, then SIGKILL after " + std::to_string(waited.count()) +
+         " ms: " + (st ? describe_status(*st) : std::string("not reaped"));
+}
+
+result<pid_t> upgrader::run_upgrade(std::vector<named_fd> socks) {
+  auto& m = *impl_;
   if (opts_.systemd_notify) notify_systemd("RELOADING=1\nMONOTONIC_USEC=" + monotonic_usec());
 
   int sv[2];
@@ -392,19 +465,9 @@ result<pid_t> upgrader::upgrade() {
   }
 
   // Failure: the old process keeps serving; the new one must not linger half-started.
-  std::optional<int> status;
-  if (outcome.error() == errc::upgrade_cancelled) {
-    // A stop began: give the new process the same courtesy (SIGTERM), then insist.
-    ::kill(child, SIGTERM);
-    status = wait_child(child, graceful::deadline::after(opts_.child_stop_timeout));
-  }
-  if (!status) {
-    ::kill(child, SIGKILL);
-    status = wait_child(child, graceful::deadline::after(std::chrono::seconds(5)));
-  }
-  std::string how = status ? describe_status(*status) : "not reaped";
+  std::string how = stop_child(child);
   if (outcome.error() == errc::child_not_ready)
-    m.log().error("upgrade: pid {} was not ready within {} ms; killed it ({}); still serving", child,
+    m.log().error("upgrade: pid {} was not ready within {} ms; stopped it ({}); still serving", child,
                   opts_.upgrade_timeout.count(), how);
   else if (outcome.error() == errc::upgrade_cancelled)
     m.log().warn("upgrade: stopping, so stopped the new pid {} ({})", child, how);
@@ -418,38 +481,46 @@ result<pid_t> upgrader::upgrade() {
 result<void> upgrader::start_upgrade(std::function<void(result<pid_t>)> done) {
   auto& m = *impl_;
   std::lock_guard lk(m.mu);
-  std::error_code refused;
-  if (m.worker_busy || m.st == state::upgrading) refused = errc::upgrade_in_progress;
-  else if (m.st == state::starting) refused = errc::not_ready;
-  else if (m.st == state::handed_over) refused = errc::handed_over;
-  else if (m.st == state::stopping) refused = errc::upgrade_cancelled;
-  if (refused) {
+  // Admitted and started under one lock, so that cancel() either refuses it or finds its thread.
+  if (auto refused = impl::refusal(m.st)) {
     m.log().warn("upgrade: refused: {}", refused.message());
     return refused;
   }
-  // The previous worker has cleared worker_busy as its very last step: joining is immediate.
-  if (m.worker.joinable()) m.worker.join();
-  m.worker_busy = true;
-  m.worker = std::thread([this, done = std::move(done)] {
-    auto r = upgrade();
-    if (done) done(r);
-    std::lock_guard lk2(impl_->mu);
-    impl_->worker_busy = false;
-  });
+  m.st = state::upgrading;
+  auto socks = m.socks.active();
+  try {
+    m.worker = std::thread([this, previous = std::move(m.worker), socks = std::move(socks),
+                            done = std::move(done)]() mutable {
+      if (previous.joinable()) previous.join();
+      auto r = run_upgrade(std::move(socks));
+      if (done) done(r);
+    });
+  } catch (const std::system_error& e) {
+    m.st = state::ready;
+    m.log().error("upgrade: cannot start the upgrade thread: {}", e.what());
+    return e.code();
+  }
   return ok();
 }
 
-void upgrader::cancel() {
+void upgrader::cancel() { cancel(graceful::deadline::never()); }
+
+void upgrader::cancel(graceful::deadline kill_by) {
   auto& m = *impl_;
   std::thread worker;
   {
     std::lock_guard lk(m.mu);
-    if (m.st != state::handed_over) m.st = state::stopping;
-    std::uint64_t one = 1;
-    (void)!::write(m.cancel_fd.get(), &one, sizeof one);
+    m.mark_cancelled(kill_by);
+    // A `done` callback that cancels runs on the worker itself, which cannot join itself;
+    // the destructor joins it later.
     if (m.worker.joinable() && m.worker.get_id() != std::this_thread::get_id()) worker = std::move(m.worker);
   }
   if (worker.joinable()) worker.join();
+}
+
+void upgrader::stop_upgrades(graceful::deadline kill_by) {
+  std::lock_guard lk(impl_->mu);
+  impl_->mark_cancelled(kill_by);
 }
 
 void upgrader::on_handed_over(std::function<void(pid_t)> f) {

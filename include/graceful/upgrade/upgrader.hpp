@@ -17,14 +17,17 @@
 ///   up->ready();                                     // tells the parent (or systemd) we serve
 ///   return lc.run();
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <string_view>
 #include <vector>
 
 #include <sys/types.h>
 
+#include <graceful/core/deadline.hpp>
 #include <graceful/core/result.hpp>
 #include <graceful/lifecycle/registration.hpp>
 #include <graceful/upgrade/errc.hpp>
@@ -47,6 +50,21 @@ enum class state : int {
 
 /// "starting", "ready", "upgrading", "handed_over", "stopping".
 std::string_view to_string(state s) noexcept;
+
+/// How upgrader::attach wires an upgrader into a lifecycle.
+struct attach_options {
+  /// Called once, on the thread that completed the hand-over, the moment the new process has
+  /// said it is ready and before the lifecycle's stop begins: stop accepting here (close the
+  /// program's own copies of the listening sockets, e.g. its Asio acceptors) and return once
+  /// that is done, so that every connection from then on goes to the new process. Connections
+  /// already accepted stay and drain. Empty (default): the program stops accepting in its
+  /// shutdown hook, which lets this process accept during the drain phase.
+  std::function<void()> stop_accepting{};
+  /// A new process stopped while this one stops (cancel) is SIGKILLed this long before the
+  /// lifecycle's deadline at the latest, so that it is reaped before this process exits.
+  /// Default 250 ms: a SIGKILLed process is reaped in far less.
+  std::chrono::milliseconds reap_margin{250};
+};
 
 class upgrader {
 public:
@@ -92,6 +110,9 @@ public:
   /// A stop began: stops a new process that is starting (SIGTERM, then SIGKILL after
   /// options::child_stop_timeout) and refuses later upgrades. Waits for the upgrade thread.
   void cancel();
+  /// cancel(), with the SIGKILL of a new process that has not exited on SIGTERM brought
+  /// forward to `kill_by` when that is earlier than options::child_stop_timeout.
+  void cancel(graceful::deadline kill_by);
 
   /// Called once, with the new process's pid, when the sockets have been handed over
   /// (by upgrade() or through the takeover socket). Called on the thread that completed
@@ -103,11 +124,13 @@ public:
   void close_listeners();
 
   /// Wires the upgrader into a lifecycle: SIGHUP runs start_upgrade() (refused with a log
-  /// line while one runs); a completed hand-over calls request_stop("upgraded") with no
-  /// drain delay; when draining begins an upgrade in flight is cancelled and systemd hears
-  /// STOPPING=1 (unless this is a hand-over); at shutdown the listener copies are closed.
+  /// line while one runs); a completed hand-over calls attach_options::stop_accepting, then
+  /// request_stop("upgraded") with no drain delay; when draining begins later upgrades are
+  /// refused, one in flight stops its new process, and systemd hears STOPPING=1 (unless this
+  /// is a hand-over); at shutdown the listener copies are closed; at cleanup a new process
+  /// that was stopped is reaped (SIGKILL before the deadline if SIGTERM was not enough).
   /// Destroying the registration unwires it.
-  lifecycle::registration attach(lifecycle::lifecycle& lc);
+  lifecycle::registration attach(lifecycle::lifecycle& lc, attach_options o = {});
 
   /// The current state.
   state current_state() const;
@@ -125,6 +148,10 @@ public:
 private:
   struct impl;
   explicit upgrader(options o);
+  result<std::vector<named_fd>> begin_upgrade();
+  result<pid_t> run_upgrade(std::vector<named_fd> socks);
+  std::string stop_child(pid_t child);
+  void stop_upgrades(graceful::deadline kill_by);
   void hand_over_done(pid_t pid, const char* how);
   void upgrade_failed();
   options opts_;

@@ -5,6 +5,12 @@
 //   upgrade-test-server --listen NAME=ADDR... [--pid-file P] [--upgrade-timeout MS]
 //                       [--takeover PATH] [--takeover-socket PATH] [--ready-delay MS]
 //                       [--fd-report PREFIX] [--addr-file P] [--serve-delay MS] [--leak-fd]
+//                       [--child-stop-timeout MS] [--no-accept | --accept] [--never-ready]
+// --no-accept: never accepts (an old process that leaves every connection to the new one);
+// --accept undoes it (for a new binary started with the same argv plus its own flags).
+// --never-ready: serves but never calls ready(); prints "never ready pid=N", holds each
+// connection it accepts unanswered, and on SIGTERM answers those and the ones still queued,
+// then exits 0 (a new process that drains what it accepted when it is stopped).
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -57,6 +63,7 @@ int main(int argc, char** argv) {
   std::vector<std::pair<std::string, std::string>> listens;
   up::options opts;
   int ready_delay_ms = 0, serve_delay_ms = 0;
+  bool accept_on = true, never_ready = false;
   std::string addr_file;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -74,6 +81,10 @@ int main(int argc, char** argv) {
     else if (a == "--serve-delay") serve_delay_ms = std::atoi(next().c_str());
     else if (a == "--fd-report") report_fds(next());
     else if (a == "--addr-file") addr_file = next();
+    else if (a == "--child-stop-timeout") opts.child_stop_timeout = std::chrono::milliseconds(std::atoi(next().c_str()));
+    else if (a == "--no-accept") accept_on = false;
+    else if (a == "--accept") accept_on = true;
+    else if (a == "--never-ready") never_ready = true;
     else if (a == "--leak-fd") (void)::fcntl(::open("/dev/null", O_RDONLY), F_DUPFD, 100);  // no CLOEXEC, on purpose
     else return usage(("unknown flag " + a).c_str());
   }
@@ -114,15 +125,36 @@ int main(int argc, char** argv) {
     std::uint64_t one = 1;
     (void)!::write(handed.get(), &one, sizeof one);
   });
+  const std::string me = std::to_string(::getpid()) + "\n";
+  if (never_ready) {
+    std::printf("never ready pid=%d\n", ::getpid());
+    std::fflush(stdout);
+    std::vector<up::unique_fd> held;
+    while (true) {
+      std::vector<pollfd> p{{sigfd.get(), POLLIN, 0}};
+      for (auto& fd : fds) p.push_back({fd.get(), POLLIN, 0});
+      if (::poll(p.data(), p.size(), -1) < 0) continue;
+      bool stop = p[0].revents & POLLIN;
+      // On SIGTERM every queued connection is taken too: the listeners are non-blocking.
+      for (std::size_t i = 1; i < p.size(); ++i)
+        if (stop || (p[i].revents & POLLIN))
+          for (int c; (c = ::accept4(p[i].fd, nullptr, nullptr, SOCK_CLOEXEC)) >= 0;) held.emplace_back(c);
+      if (!stop) continue;
+      for (auto& c : held) (void)!::send(c.get(), me.data(), me.size(), MSG_NOSIGNAL);
+      std::printf("never ready: stopped; answered %zu connection(s)\n", held.size());
+      std::fflush(stdout);
+      return 0;
+    }
+  }
   if (ready_delay_ms) std::this_thread::sleep_for(std::chrono::milliseconds(ready_delay_ms));
   (void)u.ready();
   std::printf("ready pid=%d from=%s\n", ::getpid(), std::string(up::to_string(u.inherited_from())).c_str());
   std::fflush(stdout);
 
-  const std::string me = std::to_string(::getpid()) + "\n";
   while (true) {
     std::vector<pollfd> p{{sigfd.get(), POLLIN, 0}, {handed.get(), POLLIN, 0}};
-    for (auto& fd : fds) p.push_back({fd.get(), POLLIN, 0});
+    if (accept_on)
+      for (auto& fd : fds) p.push_back({fd.get(), POLLIN, 0});
     if (::poll(p.data(), p.size(), -1) < 0) continue;
     if (p[1].revents & POLLIN) {
       std::printf("handed over; exiting\n");

@@ -2,6 +2,7 @@
 // started from a private directory, upgraded with SIGHUP, and observed from outside
 // (which pid serves a connection, the pid file, the processes and fds left).
 #include <atomic>
+#include <cstring>
 #include <algorithm>
 #include <map>
 #include <set>
@@ -201,6 +202,25 @@ TEST_F(handover, a_binary_that_never_becomes_ready_is_killed_after_the_upgrade_t
   old.signal(SIGHUP);
   ASSERT_EQ(old.wait(in(10000ms)), 0) << old.output();
   EXPECT_NE(served_by(p), a);
+}
+
+TEST_F(handover, a_new_process_that_is_never_ready_is_stopped_with_sigterm_and_answers_what_it_accepted) {
+  // The old process accepts nothing here, so a connection made while the new one runs is the
+  // new one's. The new one accepts it but never says ready: at the upgrade timeout it must
+  // get SIGTERM, not SIGKILL, so that it answers what it holds before it exits.
+  auto& old = start({"--upgrade-timeout", "1500", "--no-accept"});
+  int p = port();
+  deploy_script("exec " + bin("upgrade-test-server") + " \"$@\" --accept --never-ready");
+  old.signal(SIGHUP);
+  ASSERT_TRUE(old.wait_for_output("never ready pid=", in(5000ms))) << old.output();
+  auto out = old.output();
+  pid_t fresh = std::atoi(out.c_str() + out.find("never ready pid=") + std::strlen("never ready pid="));
+  ASSERT_GT(fresh, 0);
+  EXPECT_EQ(std::atoi(fetch(p).c_str()), fresh) << "the connection it accepted is answered\n" << old.output();
+  ASSERT_TRUE(old.wait_for_output("was not ready within 1500 ms", in(5000ms))) << old.output();
+  EXPECT_NE(old.output().find("SIGTERM: exited with code 0"), std::string::npos) << old.output();
+  EXPECT_TRUE(eventually([&] { return children_of(old.pid()).empty(); }, in(5000ms))) << "reaped";
+  EXPECT_TRUE(alive(old.pid())) << "the old process keeps serving";
 }
 
 TEST_F(handover, a_sighup_during_an_upgrade_is_refused_with_a_log_line) {
