@@ -5,7 +5,9 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
+#include <vector>
 
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -91,30 +93,66 @@ TEST_F(pid_file, removes_only_a_file_that_still_holds_our_pid) {
 
 TEST_F(pid_file, removing_our_file_never_deletes_the_file_a_successor_writes_meanwhile) {
   // The old process (pid 1 here) removes its file on the way out while its successor writes
-  // its own, over and over. A removal may only ever delete a file naming pid 1: the file a
-  // successor has just renamed in may vanish only if pid 1 wrote after it (then removed
-  // that). A successor that finds its file gone while pid 1 wrote nothing since it started
-  // writing has lost it to a read-then-unlink race.
+  // its own, over and over. inotify reports, in order, every rename into x.pid (with the temp
+  // name, which carries the writer's pid) and every unlink of it. remove_pid_file_if_owned(1)
+  // may only ever delete a file that pid 1 renamed in: an unlink right after a successor's
+  // rename is the read-then-unlink race that loses the successor's file.
   auto path = dir / "x.pid";
+  int in = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  ASSERT_GE(in, 0);
+  ASSERT_GE(::inotify_add_watch(in, dir.c_str(), IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE), 0);
   std::atomic<bool> stop{false};
-  std::atomic<long> old_writes{0};
+  std::vector<std::string> events;  // "rename <pid>" or "unlink", in the kernel's order
+  std::thread reader([&] {
+    alignas(inotify_event) char buf[64 * 1024];
+    std::string from;
+    auto drain = [&] {
+      ssize_t n;
+      while ((n = ::read(in, buf, sizeof buf)) > 0) {
+        for (char* p = buf; p < buf + n;) {
+          auto* e = reinterpret_cast<inotify_event*>(p);
+          std::string name = e->len ? e->name : "";
+          if (e->mask & IN_MOVED_FROM) from = name;  // ".x.pid.<pid>.<random>.tmp"
+          if ((e->mask & IN_MOVED_TO) && name == "x.pid") events.push_back("rename " + from.substr(7, from.find('.', 7) - 7));
+          if ((e->mask & IN_DELETE) && name == "x.pid") events.push_back("unlink");
+          if (e->mask & IN_Q_OVERFLOW) events.push_back("overflow");
+          p += sizeof(inotify_event) + e->len;
+        }
+      }
+    };
+    while (!stop.load()) {
+      drain();
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    drain();
+  });
   std::thread old([&] {
     while (!stop.load()) {
       ASSERT_TRUE(up::write_pid_file(path, 1));
-      old_writes.fetch_add(1);
       ASSERT_TRUE(up::remove_pid_file_if_owned(path, 1));
+      std::this_thread::sleep_for(std::chrono::microseconds(500));
     }
   });
-  int lost = 0, rounds = 0;
-  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-  for (; rounds < 20000 && lost == 0 && std::chrono::steady_clock::now() < until; ++rounds) {
-    long before = old_writes.load();
-    pid_t mine = 1000 + rounds;
-    ASSERT_TRUE(up::write_pid_file(path, mine));
-    auto now = up::read_pid_file(path);
-    if (!now && now.error() == std::errc::no_such_file_or_directory && old_writes.load() == before) ++lost;
+  // Pauses between writes on both sides, as between real processes: a writer in a tight loop
+  // would keep the directory lock busy and starve the other side's bounded wait.
+  for (int i = 0; i < 300; ++i) {
+    ASSERT_TRUE(up::write_pid_file(path, 1000 + i));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   stop = true;
   old.join();
-  EXPECT_EQ(lost, 0) << "after " << rounds << " writes by the successor";
+  reader.join();
+  ::close(in);
+  int lost = 0, unlinks = 0;
+  std::string last;
+  for (auto& e : events) {
+    ASSERT_NE(e, "overflow") << "the inotify queue overflowed: the order is unknown";
+    if (e == "unlink") {
+      ++unlinks;
+      if (last != "rename 1") ++lost;
+    }
+    last = e;
+  }
+  EXPECT_GT(unlinks, 0) << "the old process never removed its file: nothing was tested";
+  EXPECT_EQ(lost, 0) << "of " << unlinks << " removals, " << lost << " deleted a successor's file";
 }
