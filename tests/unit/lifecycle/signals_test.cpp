@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include "figure.hpp"
 #include "process.hpp"
 
 using graceful::deadline;
@@ -97,10 +98,13 @@ TEST(lifecycle_signals, a_stuck_hook_is_cut_at_the_deadline_and_named_in_the_log
   auto c = probe({"--stuck-hook=stuck_db_flush", "--slow-hook=10", "--shutdown-timeout=300"});
   ASSERT_TRUE(c.wait_for_output("probe: running", deadline::after(5s))) << c.output();
   c.signal(SIGTERM);
-  EXPECT_EQ(c.wait(deadline::after(5s)), 1) << c.output();
+  auto st = c.wait(deadline::after(5s));
+  EXPECT_EQ(st, 1) << c.output();
   auto out = c.output();
-  EXPECT_NE(out.find("hooks still running: shutting_down/stuck_db_flush; exiting with code 1"), std::string::npos)
-      << out;
+  bool named = out.find("hooks still running: shutting_down/stuck_db_flush; exiting with code 1") != std::string::npos;
+  graceful::test::figure(std::string("stuck shutdown hook (deadline 300 ms): exit ") + (st ? std::to_string(*st) : "none") +
+                         ", named in the log: " + (named ? "yes" : "NO"));
+  EXPECT_TRUE(named) << out;
   EXPECT_EQ(out.find("shutting_down/slow;"), std::string::npos) << "a finished hook is not listed\n" << out;
   EXPECT_EQ(out.find("probe: run returned"), std::string::npos) << out;
 }
