@@ -337,6 +337,7 @@ void h2_session::finish_headers(h2_stream& st) {
   r.query_ = q == std::string_view::npos ? std::string_view{} : r.target_.substr(q + 1);
   r.received_ = h2_clock::now();
   st.head = r.method_ == "HEAD";
+  st.headers_done = true;
   st.offs.clear();
   st.offs.shrink_to_fit();
   if (st.error_status) make_ready(st);  // 431: no body is read for it
@@ -376,6 +377,7 @@ void h2_session::copy_request(h2_stream& st, const http::request& from) {
   r.query_ = q == std::string_view::npos ? std::string_view{} : r.target_.substr(q + 1);
   r.received_ = from.received();
   st.head = r.method_ == "HEAD";
+  st.headers_done = true;
   st.offs.clear();
 }
 
@@ -388,7 +390,7 @@ h2_stream* h2_session::upgrade(std::string_view settings, bool head_request) {
   }
   auto& st = open_stream(1);
   max_seen_id_ = 1;
-  st.request_complete = true;  // the HTTP/1.1 request was read whole before the 101
+  st.headers_done = st.request_complete = true;  // the HTTP/1.1 request was read whole before the 101
   st.queued = st.dispatched = true;
   return &st;
 }
@@ -597,9 +599,18 @@ h2_clock::time_point h2_session::expire(h2_clock::time_point now, std::chrono::m
     next = std::min(next, header_block_since_ + header);
   }
   std::vector<h2_stream*> overdue;
+  bool wedged = false;
   for (auto& [id, p] : streams_) {
     auto& st = *p;
     if (st.closed) continue;
+    if (!st.headers_done) {
+      // Its HEADERS frame began but its block has not ended: the client stopped mid-frame
+      // (found by fuzz/h2_server_fuzz). Nothing else of this connection can arrive until
+      // it ends, and the stream can neither be answered nor finish: only closing helps.
+      if (now - st.opened >= header) wedged = true;
+      else next = std::min(next, st.opened + header);
+      continue;
+    }
     if (!st.request_complete && !st.dispatched && !st.error_status) {
       if (now - st.progress >= body) overdue.push_back(&st);
       else next = std::min(next, st.progress + body);
@@ -607,6 +618,10 @@ h2_clock::time_point h2_session::expire(h2_clock::time_point now, std::chrono::m
       if (now - st.progress >= write) overdue.push_back(&st);
       else next = std::min(next, st.progress + write);
     }
+  }
+  if (wedged && !terminated_) {
+    terminate(NGHTTP2_PROTOCOL_ERROR, "header block without end (HEADERS frame not finished in time)");
+    return h2_clock::time_point::max();
   }
   for (auto* st : overdue) {
     if (!st->request_complete && !st->dispatched) {

@@ -76,6 +76,9 @@ struct h2_stream {
   h2_clock::time_point opened{}, progress{};  ///< when it opened / last moved a byte
   /// Non-zero: answer this status without calling a handler (413, 431, 408).
   int error_status = 0;
+  /// The request's header block ended (END_HEADERS received and decoded). Until then the
+  /// peer is mid-frame and no other frame of the connection can arrive.
+  bool headers_done = false;
   bool request_complete = false;  ///< END_STREAM received (or answered early on error)
   bool queued = false;            ///< put on the ready list (once)
   bool dispatched = false;        ///< handed out by take_ready(); released by release()
@@ -180,8 +183,8 @@ public:
 
   /// Per-stream and header-block timeouts at `now`: a request body slower than `body` gets
   /// 408; a stream whose response made no progress for `write` (a client that stopped
-  /// granting window) is reset; a header block left open for `header` tears the connection
-  /// down (GOAWAY). Returns the earliest time something can next expire (max() if none).
+  /// granting window) is reset; a header block left open for `header` (no END_HEADERS, or
+  /// a HEADERS frame whose payload stopped arriving) tears the connection down (GOAWAY). Returns the earliest time something can next expire (max() if none).
   h2_clock::time_point expire(h2_clock::time_point now, std::chrono::milliseconds header,
                               std::chrono::milliseconds body, std::chrono::milliseconds write);
 

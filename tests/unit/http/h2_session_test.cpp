@@ -533,6 +533,35 @@ TEST(H2Session, HeaderBlockWithoutEndIsCutOffAtTheHeaderTimeout) {
   EXPECT_TRUE(s.finished());
 }
 
+TEST(H2Session, HeadersFrameCutMidPayloadIsCutOffAtTheHeaderTimeout) {
+  // Found by fuzz/h2_server_fuzz: a HEADERS frame (END_HEADERS set) whose payload stops
+  // arriving left a stream that could neither be answered nor end, so shutdown never
+  // finished. The header timeout now covers it like a missing END_HEADERS.
+  h2_session s(h2_settings{});
+  std::string in(graceful::http::detail::h2_preface());
+  in += std::string("\0\0\0\x04\0\0\0\0\0", 9);  // empty SETTINGS
+  // HEADERS on stream 1, END_STREAM|END_HEADERS, 40 bytes announced, 3 sent.
+  in += std::string("\0\0\x28\x01\x05\0\0\0\x01\x82\x84\x86", 12);
+  ASSERT_TRUE(s.feed(in.data(), in.size()));
+  EXPECT_EQ(s.streams(), 1u);
+  s.begin_shutdown();
+  s.final_goaway();
+  auto now = graceful::http::detail::h2_clock::now();
+  EXPECT_NE(s.expire(now, 10s, 60s, 30s), graceful::http::detail::h2_clock::time_point::max());
+  EXPECT_EQ(s.error(), "");
+  std::string out;
+  s.produce(out);
+  EXPECT_FALSE(s.finished(true));  // still within the header timeout
+  s.expire(now + 11s, 10s, 60s, 30s);
+  EXPECT_NE(s.error().find("header block without end"), std::string::npos);
+  out.clear();
+  s.produce(out);
+  auto pos = out.rfind(std::string("\0\0\x08\x07", 4));  // GOAWAY, PROTOCOL_ERROR (1)
+  ASSERT_NE(pos, std::string::npos);
+  EXPECT_EQ(static_cast<unsigned char>(out[pos + 9 + 7]), 1u);
+  EXPECT_TRUE(s.finished());
+}
+
 TEST(H2Session, GarbageIsAConnectionErrorNotACrash) {
   h2_session s(h2_settings{});
   std::string junk = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
