@@ -2,13 +2,19 @@
 # Builds the libFuzzer targets with clang (ASan+UBSan, in build-fuzz/, only the HTTP library
 # and the targets: nothing else is rebuilt) and runs each for a bounded time on the seed
 # corpus (fuzz/corpus/http; fuzz/corpus/h2 for the HTTP/2 target). Any crash, sanitizer report, leak or hang (-timeout) fails.
-#   scripts/fuzz.sh [seconds]     default 60 s in all, split between the targets
+#   scripts/fuzz.sh [seconds]     explore: default 60 s in all, split between the targets
+#   scripts/fuzz.sh replay        run every checked-in input once (seeds and past crashes):
+#                                 deterministic, what a regression looks like
+# FUZZ_SEED=N fixes libFuzzer's seed (CI uses 1, so that a CI run can be repeated here).
 # New interesting inputs go to build-fuzz/corpus/<target>/ (not into the repository);
 # a crashing input is written to build-fuzz/artifacts/ and its path printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
-case "$seconds" in ''|*[!0-9]*) echo "fuzz.sh: seconds must be a whole number" >&2; exit 2 ;; esac
+mode=explore
+if [ "$seconds" = replay ]; then mode=replay; seconds=0; fi
+case "$seconds" in ''|*[!0-9]*) echo "fuzz.sh: give a whole number of seconds, or replay" >&2; exit 2 ;; esac
+case "${FUZZ_SEED:-0}" in *[!0-9]*) echo "fuzz.sh: FUZZ_SEED must be a whole number" >&2; exit 2 ;; esac
 command -v clang++ >/dev/null || { echo "fuzz.sh: clang++ not found (apt-get install clang)" >&2; exit 2; }
 
 build=build-fuzz
@@ -44,9 +50,21 @@ for t in "${targets[@]}"; do
   log="$build/$t.log"
   seeds=fuzz/corpus/http
   [ "$t" = h2_server_fuzz ] && seeds=fuzz/corpus/h2
+  if [ "$mode" = replay ]; then
+    # Files, not the folder: libFuzzer then runs each input once and nothing else.
+    inputs=("$seeds"/*)
+    if ! "$build/bin/$t" -timeout=10 -rss_limit_mb=2048 "${inputs[@]}" >"$log" 2>&1; then
+      status=1
+      tail -n 60 "$log"
+      echo "fuzz.sh: $t FAILED on a checked-in input (see above)" >&2
+      continue
+    fi
+    echo "$t: ${#inputs[@]} checked-in inputs replayed, 0 crashes"
+    continue
+  fi
   echo "== $t: ${per}s =="
   # -timeout: one input taking over 10 s is a hang and fails like a crash.
-  if ! "$build/bin/$t" -max_total_time="$per" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
+  if ! "$build/bin/$t" -seed="${FUZZ_SEED:-0}" -max_total_time="$per" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
        -print_final_stats=1 -artifact_prefix="$build/artifacts/$t-" \
        "$build/corpus/$t" "$seeds" >"$log" 2>&1; then
     status=1
