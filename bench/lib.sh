@@ -81,7 +81,7 @@ build_type() {
   echo "${t:-?}"
 }
 
-# peers_init: builds the Go peers (cached) and sets PEERS to their directory.
+# peers_init: builds the Go and C peers (cached) and sets PEERS to their directory.
 peers_init() {
   PEERS=$("$BENCH_DIR/peers/build.sh" "${BENCH_PEERS_DIR:-$REPO/build/bench-peers}") ||
     die "building the Go peers failed"
@@ -91,7 +91,7 @@ peers_init() {
 have_kind() {
   case "$1" in
     graceful) [ -x "$BIN_DIR/graceful-server" ] ;;
-    go-http|go-tableflip) [ -x "$PEERS/$1" ] ;;
+    go-http|go-tableflip|floor) [ -x "$PEERS/$1" ] ;;
     nginx) command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] ;;
     *) return 1 ;;
   esac
@@ -110,6 +110,9 @@ start_server() {
               cmd=("$BIN_DIR/graceful-server" --listen "127.0.0.1:$port" --pid-file "$pidfile" "${extra[@]}") ;;
     go-http) cmd=("$PEERS/go-http" -listen "127.0.0.1:$port" -pid-file "$pidfile") ;;
     go-tableflip) cmd=("$PEERS/go-tableflip" -listen "127.0.0.1:$port" -pid-file "$pidfile") ;;
+    # FLOOR_WORKERS: its threads (default 1); FLOOR_CLOSE=1: Connection: close on every response.
+    floor) cmd=("$PEERS/floor" -listen "127.0.0.1:$port" -pid-file "$pidfile" -workers "${FLOOR_WORKERS:-1}")
+           [ "${FLOOR_CLOSE:-0}" = 1 ] && cmd+=(-close) ;;
     nginx) ;;
     *) die "unknown server kind $kind" ;;
   esac
@@ -177,6 +180,18 @@ stop_all_servers() {
     kill -KILL -- "-$g" 2>/dev/null || true
   done
   : >"$STATE/groups"
+}
+
+# cpu_ticks PGID: user + system CPU time (clock ticks, getconf CLK_TCK) so far of every process
+# in the group, threads included (nginx: master + workers).
+cpu_ticks() {
+  local p s=0 rest
+  for p in $(ps -o pid= -g "$1" 2>/dev/null); do
+    # Fields after "(comm)": state is 3, utime 14, stime 15 of the whole line.
+    rest=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null) || continue
+    s=$(( s + $(awk '{print $12 + $13}' <<<"$rest") ))
+  done
+  echo "$s"
 }
 
 # rss_kb PGID: summed resident set of every process in the group (nginx: master + workers).

@@ -1,32 +1,46 @@
 #!/usr/bin/env bash
-# Plaintext keep-alive throughput (wrk) and memory per idle keep-alive connection, for
-# graceful-server, nginx (one worker per core) and a Go net/http server, in the same run.
+# Plaintext throughput (wrk, keep-alive and Connection: close, at each worker count) and memory
+# per idle keep-alive connection, for graceful-server, nginx, a Go net/http server and the floor
+# (bench/peers/floor: one epoll thread per worker, a fixed response, no parser), in one run.
 #
 # Usage: bench/throughput.sh [options]
-#   --servers LIST     comma-separated: graceful,nginx,go-http (default: all three; a server
+#   --servers LIST     comma-separated: floor,graceful,nginx,go-http (default: all four; a server
 #                      whose program is missing is skipped with a note)
-#   --threads N        wrk threads, the same for every server (default 2)
+#   --workers LIST     worker counts to measure, each server at the same count: graceful-server
+#                      --threads N, nginx worker_processes N, Go GOMAXPROCS=N, floor -workers N
+#                      (default 1,2)
+#   --modes LIST       keepalive,close (default both; close = wrk -H 'Connection: close', a new
+#                      connection per request)
+#   --threads N        wrk threads, the same for every server (default 1)
 #   --connections N    wrk connections (default 64)
-#   --duration D       seconds per wrk run (default 5)
-#   --runs N           wrk runs per server, interleaved; the median is reported (default 3;
-#                      0 skips the throughput part)
+#   --duration D       seconds per wrk round (default 3)
+#   --runs N           rounds per cell (>= 5 for the acceptance table); in each round every
+#                      server runs once, the order reversed every other round (default 5; 0
+#                      skips the throughput part)
 #   --idle-conns N     idle keep-alive connections for the RSS measurement (default 10000; 0 skips)
 #   --bin-dir DIR      where graceful-server is (default build-release/bin, then build/bin)
 #   -h, --help
-# Loopback only. Prints a table with the command's parameters, the medians and the ratios
-# graceful/nginx and graceful/go. Exit 1 if the harness fails (a server does not start, wrk
-# fails), 2 for bad usage.
+# Per cell (workers x mode) and server: req/s (median of the rounds), x nginx and x floor (the
+# median of the per-round ratios: the servers of one round ran back to back, so a burst of load
+# from the machine's other users hits them alike), p50/p99 latency (median of the rounds' wrk
+# percentiles), CPU per request (user+system ticks of the server's processes from /proc/PID/stat
+# over the round, divided by the round's requests). Loopback only. Exit 1 if the harness fails
+# (a server does not start, wrk fails), 2 for bad usage.
 set -euo pipefail
 PROG=throughput.sh
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
-servers=graceful,nginx,go-http threads=2 conns=64 duration=5 runs=3 idle=10000
+usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+servers=floor,graceful,nginx,go-http workers_list=1,2 modes=keepalive,close
+threads=1 conns=64 duration=3 runs=5 idle=10000
+all_args="$*"
 BIN_DIR=$(find_bin_dir)
 while [ $# -gt 0 ]; do
   case "$1" in
     --servers) servers=${2:?}; shift 2 ;;
+    --workers) workers_list=${2:?}; shift 2 ;;
+    --modes) modes=${2:?}; shift 2 ;;
     --threads) threads=${2:?}; shift 2 ;;
     --connections) conns=${2:?}; shift 2 ;;
     --duration) duration=${2:?}; shift 2 ;;
@@ -40,8 +54,16 @@ done
 for v in "$threads" "$conns" "$duration" "$runs" "$idle"; do
   [[ "$v" =~ ^[0-9]+$ ]] || { echo "$PROG: not a count: $v" >&2; exit 2; }
 done
-[ "$duration" -ge 1 ] && [ "$conns" -ge "$threads" ] ||
-  { echo "$PROG: need --runs >= 1, --duration >= 1, --connections >= --threads" >&2; exit 2; }
+[ "$duration" -ge 1 ] && [ "$conns" -ge "$threads" ] && [ "$threads" -ge 1 ] ||
+  { echo "$PROG: need --duration >= 1, --threads >= 1, --connections >= --threads" >&2; exit 2; }
+IFS=, read -r -a worker_counts <<<"$workers_list"
+for w in "${worker_counts[@]}"; do
+  [[ "$w" =~ ^[1-9][0-9]*$ ]] || { echo "$PROG: --workers: not a count: $w" >&2; exit 2; }
+done
+IFS=, read -r -a mode_list <<<"$modes"
+for m in "${mode_list[@]}"; do
+  case "$m" in keepalive|close) ;; *) echo "$PROG: --modes: unknown mode $m" >&2; exit 2 ;; esac
+done
 command -v wrk >/dev/null || die "wrk not found (apt-get install wrk)"
 
 bench_init
@@ -49,81 +71,115 @@ peers_init
 IFS=, read -r -a wanted <<<"$servers"
 kinds=()
 for k in "${wanted[@]}"; do
-  case "$k" in graceful|nginx|go-http) ;; *) echo "$PROG: unknown server $k" >&2; exit 2 ;; esac
+  case "$k" in floor|graceful|nginx|go-http) ;; *) echo "$PROG: unknown server $k" >&2; exit 2 ;; esac
   if have_kind "$k"; then kinds+=("$k"); else log "skipping $k: not built/installed"; fi
 done
 [ ${#kinds[@]} -gt 0 ] || die "no server to measure"
+clk_tck=$(getconf CLK_TCK)
 
-echo "# throughput.sh $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "# throughput.sh $(date -u +%Y-%m-%dT%H:%M:%SZ): $PROG $all_args"
 echo "# machine: $(nproc) cores, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1), load avg $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# graceful-server: $BIN_DIR ($(build_type "$BIN_DIR") build); $(nginx -v 2>&1); $(go version | cut -d' ' -f3); $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"
 [ "$runs" -eq 0 ] ||
-  echo "# wrk -t$threads -c$conns -d${duration}s http://127.0.0.1:PORT/ ; $runs runs per server, interleaved, median"
+  echo "# wrk -t$threads -c$conns -d${duration}s --latency [-H 'Connection: close'] http://127.0.0.1:PORT/ ; $runs alternating rounds per cell"
+
+# start_kind KIND WORKERS MODE NAME PORT: starts a server at WORKERS workers.
+start_kind() {
+  local kind=$1 w=$2 mode=$3 name=$4 port=$5
+  case "$kind" in
+    graceful) GRACEFUL_SERVER_ARGS="--threads $w" start_server "$name" graceful "$port" ;;
+    nginx) NGINX_WORKERS=$w start_server "$name" nginx "$port" ;;
+    go-http) export GOMAXPROCS=$w; start_server "$name" go-http "$port"; unset GOMAXPROCS ;;
+    floor) FLOOR_WORKERS=$w FLOOR_CLOSE=$([ "$mode" = close ] && echo 1 || echo 0) \
+             start_server "$name" floor "$port" ;;
+  esac
+}
+# to_ms VALUE: a wrk latency (12.5us, 3.2ms, 1.01s) in milliseconds.
+to_ms() {
+  awk -v v="$1" 'BEGIN { n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+    if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
+    printf "%.3f", n }'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a/b; else print "nan"}'; }
+med() { tr ' ' '\n' <<<"$1" | grep . | median; }
+# paired A B: the median of the per-round ratios of two space-separated lists.
+paired() {
+  local -a a b; local i out=''
+  read -r -a a <<<"$1"; read -r -a b <<<"$2"
+  for i in "${!a[@]}"; do out+="$(ratio "${a[$i]}" "${b[$i]:-0}") "; done
+  med "$out" | awk '{printf "%.2f", $1}'
+}
 
 if [ "$runs" -gt 0 ]; then
-  declare -A port rps
-  for k in "${kinds[@]}"; do
-    port[$k]=$(free_port)
-    start_server "tp-$k" "$k" "${port[$k]}"
-    body=$(curl -sS --max-time 5 "http://127.0.0.1:${port[$k]}/") || die "$k: GET / failed"
-    [ "$body" = "Hello, World!" ] || log "note: $k answers GET / with '$body' (not the 14-byte body the others send)"
-  done
-
-  # One short warm-up each, then the runs interleaved so a burst of noise from the other users
-  # of this machine hits every server alike.
-  for k in "${kinds[@]}"; do wrk -t"$threads" -c"$conns" -d1s "http://127.0.0.1:${port[$k]}/" >/dev/null; done
-  for r in $(seq 1 "$runs"); do
-    for k in "${kinds[@]}"; do
-      out=$(wrk -t"$threads" -c"$conns" -d"${duration}s" "http://127.0.0.1:${port[$k]}/") ||
-        die "wrk failed against $k"
-      v=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
-      [ -n "$v" ] || die "no Requests/sec in wrk output against $k"
-      errs=$(awk '/Socket errors|Non-2xx/' <<<"$out")
-      [ -z "$errs" ] || log "$k run $r: $errs"
-      rps[$k]+="$v "
-      log "$k run $r: $v req/s"
+  table=()
+  for w in "${worker_counts[@]}"; do
+    for mode in "${mode_list[@]}"; do
+      declare -A port=() rps=() p50=() p99=() cpu=() group=()
+      hdr=()
+      [ "$mode" = close ] && hdr=(-H 'Connection: close')
+      for k in "${kinds[@]}"; do
+        port[$k]=$(free_port)
+        start_kind "$k" "$w" "$mode" "tp-$k-$w-$mode" "${port[$k]}"
+        group[$k]=$SERVER_PID
+        body=$(curl -sS --max-time 5 "http://127.0.0.1:${port[$k]}/") || die "$k: GET / failed"
+        [ "$body" = "Hello, World!" ] || log "note: $k answers GET / with '$body' (not the 14-byte body the others send)"
+        wrk -t"$threads" -c"$conns" -d1s "${hdr[@]}" "http://127.0.0.1:${port[$k]}/" >/dev/null  # warm-up
+      done
+      log "cell: $w workers, $mode; load avg $(cut -d' ' -f1-3 /proc/loadavg)"
+      for r in $(seq 1 "$runs"); do
+        order=("${kinds[@]}")
+        if [ $(( r % 2 )) -eq 0 ]; then
+          order=(); for (( i=${#kinds[@]}-1; i>=0; i-- )); do order+=("${kinds[$i]}"); done
+        fi
+        for k in "${order[@]}"; do
+          c0=$(cpu_ticks "${group[$k]}")
+          out=$(wrk -t"$threads" -c"$conns" -d"${duration}s" --latency "${hdr[@]}" "http://127.0.0.1:${port[$k]}/") ||
+            die "wrk failed against $k"
+          c1=$(cpu_ticks "${group[$k]}")
+          v=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+          n=$(awk '/requests in/ {print $1}' <<<"$out")
+          [ -n "$v" ] && [ -n "$n" ] || die "no Requests/sec in wrk output against $k"
+          errs=$(awk '/Socket errors|Non-2xx/' <<<"$out")
+          [ -z "$errs" ] || log "$k $w/$mode round $r: $errs"
+          rps[$k]+="$v "
+          p50[$k]+="$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")") "
+          p99[$k]+="$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")") "
+          cpu[$k]+="$(awk -v t=$(( c1 - c0 )) -v hz="$clk_tck" -v n="$n" 'BEGIN {printf "%.2f", t * 1e6 / hz / n}') "
+          log "$k $w workers $mode round $r: $v req/s"
+        done
+      done
+      for k in "${kinds[@]}"; do
+        xn=-; xf=-
+        [ -n "${rps[nginx]:-}" ] && xn=$(paired "${rps[$k]}" "${rps[nginx]}")
+        [ -n "${rps[floor]:-}" ] && xf=$(paired "${rps[$k]}" "${rps[floor]}")
+        table+=("$(printf '| %s | %s | %s | %.0f | %s | %s | %.2f | %.2f | %.1f | %s|' "$w" "$mode" "$k" \
+          "$(med "${rps[$k]}")" "$xn" "$xf" "$(med "${p50[$k]}")" "$(med "${p99[$k]}")" \
+          "$(med "${cpu[$k]}")" "${rps[$k]}")")
+      done
+      unset port rps p50 p99 cpu group
+      stop_all_servers
     done
   done
-
+  echo "# load avg at the end of the throughput part: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
-  echo "| server | req/s (median) | runs |"
-  echo "|---|---:|---|"
-  declare -A med
-  for k in "${kinds[@]}"; do
-    med[$k]=$(tr ' ' '\n' <<<"${rps[$k]}" | grep . | median)
-    printf '| %s | %.0f | %s|\n' "$k" "${med[$k]}" "${rps[$k]}"
-  done
-  ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
-  # Paired: the ratio within each round (the servers ran back to back), then the median. The
-  # other users of the machine shift the load between rounds; within a round far less.
-  paired() {
-    local -a a b; local i out=''
-    read -r -a a <<<"${rps[$1]}"; read -r -a b <<<"${rps[$2]}"
-    for i in "${!a[@]}"; do out+="$(ratio "${a[$i]}" "${b[$i]}") "; done
-    echo "median $(tr ' ' '\n' <<<"$out" | grep . | median | awk '{printf "%.2f", $1}') (per round: $out)"
-  }
-  if [ -n "${med[graceful]:-}" ]; then
-    [ -z "${med[nginx]:-}" ] ||
-      echo "ratio graceful/nginx: $(ratio "${med[graceful]}" "${med[nginx]}") of medians; paired $(paired graceful nginx)"
-    [ -z "${med[go-http]:-}" ] ||
-      echo "ratio graceful/go: $(ratio "${med[graceful]}" "${med[go-http]}") of medians; paired $(paired graceful go-http)"
-  fi
-  stop_all_servers
+  echo "| workers | mode | server | req/s (median) | x nginx | x floor | p50 ms | p99 ms | CPU us/req | req/s per round |"
+  echo "|---:|---|---|---:|---:|---:|---:|---:|---:|---|"
+  printf '%s\n' "${table[@]}"
 fi
 
 [ "$idle" -gt 0 ] || exit 0
 
-# Memory: a fresh server, one request so lazy start-up allocations are done, its RSS; then
-# $idle keep-alive connections that each served one request, and the RSS again.
+# Memory: a fresh server (workers: one per core), one request so lazy start-up allocations are
+# done, its RSS; then $idle keep-alive connections that each served one request, and the RSS again.
 ulimit -n "$(ulimit -Hn)"
 [ "$(ulimit -n)" -ge $(( idle + 100 )) ] || die "ulimit -n $(ulimit -n) is too low for $idle connections"
 echo
-echo "# RSS with $idle idle keep-alive connections (each served one GET /): idle-conns -n $idle"
+echo "# RSS with $idle idle keep-alive connections (each served one GET /): idle-conns -n $idle; load avg $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "| server | RSS before (KiB) | RSS with $idle conns (KiB) | per connection (bytes) | still open at the end |"
 echo "|---|---:|---:|---:|---:|"
 for k in "${kinds[@]}"; do
   p=$(free_port)
-  start_server "rss-$k" "$k" "$p"
+  start_kind "$k" "$(nproc)" keepalive "rss-$k" "$p"
   g=$SERVER_PID
   curl -sS --max-time 5 -o /dev/null "http://127.0.0.1:$p/" || die "$k: GET / failed"
   sleep 0.5
