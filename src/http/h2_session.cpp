@@ -7,6 +7,9 @@
 #include <nghttp2/nghttp2.h>
 #include <spdlog/spdlog.h>
 
+#include "core/ascii.hpp"
+#include "http/response_writer.hpp"  // status_has_body
+
 namespace graceful::http::detail {
 
 namespace {
@@ -17,16 +20,8 @@ constexpr char ping2_payload[9] = "gfshut-2";
 
 bool has_flag(std::uint8_t flags, std::uint8_t f) noexcept { return (flags & f) != 0; }
 
-char lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (lower(a[i]) != lower(b[i])) return false;
-  return true;
-}
-
-bool status_has_body(int s) noexcept { return !(s < 200 || s == 204 || s == 304); }
+using graceful::detail::ascii_lower;
+using graceful::detail::iequals;
 
 /// Header fields HTTP/2 forbids (RFC 9113 8.2.2) or that the server writes itself.
 bool skipped_response_field(std::string_view k) noexcept {
@@ -360,7 +355,7 @@ void h2_session::copy_request(h2_stream& st, const http::request& from) {
     // Hop-by-hop fields of the upgrade request mean nothing on stream 1.
     if (iequals(h.name, "connection") || iequals(h.name, "upgrade") || iequals(h.name, "http2-settings")) continue;
     std::string name(h.name);
-    for (auto& c : name) c = lower(c);
+    for (auto& c : name) c = ascii_lower(c);
     put(name, h.value);
   }
   st.offs = std::move(offs);
@@ -477,7 +472,7 @@ bool h2_session::submit(h2_stream& st, std::string_view date, bool with_provider
   for (auto& [k, v] : res.headers()) {
     if (skipped_response_field(k) || (body && iequals(k, "content-type"))) continue;
     auto& l = lowered.emplace_back(k);
-    for (auto& c : l) c = lower(c);
+    for (auto& c : l) c = ascii_lower(c);
     nv.push_back(make_nv(l, v));
   }
   nghttp2_data_provider prd{};

@@ -1,17 +1,10 @@
 #include <graceful/http/message.hpp>
 
-#include <algorithm>
-#include <cctype>
+#include "core/ascii.hpp"
 
 namespace graceful::http {
 
-namespace {
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
-}
-} // namespace
+using graceful::detail::iequals;
 
 std::optional<std::string_view> request::query_param(std::string_view key) const noexcept {
   std::string_view q = query_;

@@ -57,17 +57,6 @@ std::string_view reason_phrase(int s) noexcept {
   }
 }
 
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
 bool wants_close(const response& res) noexcept {
   for (auto& [k, v] : message_access::headers(res))
     if (iequals(k, "connection") && iequals(v, "close")) return true;

@@ -8,12 +8,13 @@
 
 #include <graceful/http/message.hpp>
 
+#include "core/ascii.hpp"
+
 namespace graceful::http::detail {
 
 /// The reason phrase of `status` (RFC 9110 15); "Status" for codes without one here.
 std::string_view reason_phrase(int status) noexcept;
-/// ASCII case-insensitive equality (header names, `close`).
-bool iequals(std::string_view a, std::string_view b) noexcept;
+using graceful::detail::iequals;  // ASCII case-insensitive (header names, `close`)
 /// False for 1xx, 204 and 304, whose responses never carry content (RFC 9110 6.4.1).
 inline bool status_has_body(int s) noexcept { return !(s < 200 || s == 204 || s == 304); }
 /// True when the handler set `Connection: close` on `res`.

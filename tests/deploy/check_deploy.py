@@ -15,8 +15,8 @@ import os
 import re
 import shlex
 import shutil
+import select
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -52,17 +52,28 @@ def flag(args, name):
     return None
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def logged_port(proc, deadline):
+    """The port graceful-server logs as "listening on ... (port N)": it binds port 0, so no
+    other process can take the port between choosing it and binding it."""
+    out = b""
+    while time.monotonic() < deadline and proc.poll() is None:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
+        if not ready:
+            continue
+        chunk = os.read(proc.stdout.fileno(), 4096)
+        if not chunk:
+            break
+        out += chunk
+        m = re.search(rb"\(port (\d+)\)", out)
+        if m and int(m.group(1)) != 0:
+            return int(m.group(1)), out
+    return None, out
 
 
 def run_server_with(binary, args, what):
     """Starts graceful-server with the deploy file's args (listen moved to a free loopback
     port, paths into a temp dir) and checks that it serves and stops cleanly."""
     tmp = tempfile.mkdtemp(prefix="graceful-deploy-")
-    port = free_port()
     fixed = []
     skip = False
     for i, a in enumerate(args):
@@ -75,7 +86,7 @@ def run_server_with(binary, args, what):
                 skip = True
             continue
         fixed.append(a)
-    fixed += ["--listen", f"127.0.0.1:{port}", "--diag-dir", tmp,
+    fixed += ["--listen", "127.0.0.1:0", "--diag-dir", tmp,
               "--pid-file", os.path.join(tmp, "server.pid")]
     # The manifests' drain delay was parsed by the server above; a short one keeps the test fast.
     fixed = ["--drain-delay=100ms" if a.startswith("--drain-delay") else a for a in fixed]
@@ -83,7 +94,9 @@ def run_server_with(binary, args, what):
     try:
         status = None
         end = time.monotonic() + 10
-        while time.monotonic() < end and proc.poll() is None:
+        port, early = logged_port(proc, end)
+        check(port is not None, f"{what}: graceful-server logs its port ({early.decode(errors='replace')[-500:]})")
+        while port and time.monotonic() < end and proc.poll() is None:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
                     status = r.status

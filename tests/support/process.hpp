@@ -55,10 +55,6 @@ private:
 
 /// Number of open fds of a process (from /proc/PID/fd).
 int count_fds(pid_t pid);
-/// DEPRECATED, racy (bind, close, hand on: another process may take the port in between).
-/// Kept only for tests/integration/graceful_bench_test.cpp until it moves to port 0; use
-/// port 0 and logged_port() or listen_tcp() (sockets.hpp) instead.
-int free_port();
 /// The absolute path of `name` on $PATH (child uses execve, which does not search PATH), or
 /// "" when it is not installed.
 std::string find_program(const std::string& name);
