@@ -17,10 +17,7 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include "greeter.grpc.pb.h"
-#ifdef GRACEFUL_HAVE_HEALTH_PROTO
-#include "health.grpc.pb.h"
-#endif
+#include "grpc_client.hpp"
 #include "process.hpp"
 #include "processes.hpp"
 #include "temp_dir.hpp"
@@ -29,38 +26,18 @@ namespace graceful::test::grpc_it {
 
 using namespace std::chrono_literals;
 
-/// A channel with a connection of its own.
-inline std::shared_ptr<::grpc::Channel> channel(int port) {
-  ::grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  return ::grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(port), ::grpc::InsecureChannelCredentials(), args);
-}
+inline std::shared_ptr<::grpc::Channel> channel(int port) { return grpc_channel(port); }
 
 /// One SayHello (wait_for_ready, 10 s deadline); the pid that answered, or -status code.
 inline int hello(const std::shared_ptr<::grpc::Channel>& ch) {
   auto stub = greeter::Greeter::NewStub(ch);
-  ::grpc::ClientContext ctx;
-  ctx.set_wait_for_ready(true);
-  ctx.set_deadline(std::chrono::system_clock::now() + 10s);
-  greeter::HelloRequest req;
-  req.set_name("it");
   greeter::HelloReply rep;
-  auto s = stub->SayHello(&ctx, req, &rep);
+  auto s = say_hello(*stub, &rep, "it");
   return s.ok() ? rep.pid() : -static_cast<int>(s.error_code());
 }
 
 #ifdef GRACEFUL_HAVE_HEALTH_PROTO
-/// grpc.health.v1.Health/Check("") on `ch`: "SERVING", "NOT_SERVING", or "error N".
-inline std::string health(const std::shared_ptr<::grpc::Channel>& ch) {
-  auto stub = ::grpc::health::v1::Health::NewStub(ch);
-  ::grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + 5s);
-  ::grpc::health::v1::HealthCheckRequest req;
-  ::grpc::health::v1::HealthCheckResponse rep;
-  auto s = stub->Check(&ctx, req, &rep);
-  if (!s.ok()) return "error " + std::to_string(s.error_code());
-  return ::grpc::health::v1::HealthCheckResponse::ServingStatus_Name(rep.status());
-}
+inline std::string health(const std::shared_ptr<::grpc::Channel>& ch) { return grpc_health(ch); }
 #endif
 
 /// grpc-greeter on 127.0.0.1:0 with --pid-file in a private directory. The live process is

@@ -16,10 +16,8 @@
 #include <graceful/grpc/acceptor.hpp>
 #include <graceful/upgrade/unique_fd.hpp>
 
-#include "greeter.grpc.pb.h"
-#ifdef GRACEFUL_HAVE_HEALTH_PROTO
-#include "health.grpc.pb.h"
-#endif
+#include "grpc_client.hpp"
+#include "sockets.hpp"
 
 namespace graceful::test::grpc_support {
 
@@ -50,16 +48,9 @@ public:
 
 /// A listening TCP socket on 127.0.0.1, port 0; `port` gets the port.
 inline upgrade::unique_fd loopback_listener(int& port) {
-  upgrade::unique_fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (!fd || ::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd.get(), 128) != 0 ||
-      ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len) != 0)
-    return upgrade::unique_fd{};
-  port = ntohs(a.sin_port);
-  return fd;
+  auto l = listen_tcp();
+  port = l.port;
+  return upgrade::unique_fd(l.fd.release());
 }
 
 /// An in-process server served only through an acceptor.
@@ -87,36 +78,10 @@ struct served {
   std::string target() const { return "127.0.0.1:" + std::to_string(port); }
 };
 
-/// A channel with a connection of its own.
-inline std::shared_ptr<::grpc::Channel> channel(const std::string& target) {
-  ::grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  return ::grpc::CreateCustomChannel(target, ::grpc::InsecureChannelCredentials(), args);
-}
-
-/// One SayHello with wait_for_ready and a 10 s deadline.
-inline ::grpc::Status say_hello(greeter::Greeter::Stub& stub, greeter::HelloReply* rep = nullptr) {
-  ::grpc::ClientContext ctx;
-  ctx.set_wait_for_ready(true);
-  ctx.set_deadline(std::chrono::system_clock::now() + 10s);
-  greeter::HelloRequest req;
-  req.set_name("test");
-  greeter::HelloReply local;
-  return stub.SayHello(&ctx, req, rep ? rep : &local);
-}
-
+using graceful::test::say_hello;
+inline std::shared_ptr<::grpc::Channel> channel(const std::string& target) { return grpc_channel(target); }
 #ifdef GRACEFUL_HAVE_HEALTH_PROTO
-/// grpc.health.v1.Health/Check for the whole server ("").
-inline std::string health(const std::shared_ptr<::grpc::Channel>& ch) {
-  auto stub = ::grpc::health::v1::Health::NewStub(ch);
-  ::grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + 5s);
-  ::grpc::health::v1::HealthCheckRequest req;
-  ::grpc::health::v1::HealthCheckResponse rep;
-  auto s = stub->Check(&ctx, req, &rep);
-  if (!s.ok()) return "error " + std::to_string(s.error_code());
-  return ::grpc::health::v1::HealthCheckResponse::ServingStatus_Name(rep.status());
-}
+inline std::string health(const std::shared_ptr<::grpc::Channel>& ch) { return grpc_health(ch); }
 #endif
 
 } // namespace graceful::test::grpc_support
