@@ -211,5 +211,7 @@ int main(int argc, char** argv) {
   // SIGHUP upgrades from here on; a completed hand-over stops this process (no drain delay).
   auto upgrade_reg = up.value()->attach(lc);
   (void)up.value()->ready();  // pid file, takeover socket, "ready" to the parent or systemd
-  return lc.run();  // the upgrader removes the pid file on the way out if it is still ours
+  // The upgrader removes the pid file on the way out if it is still ours. A stop whose
+  // deadline cut requests or connections exits 1 (deadline_exit_code), not 0.
+  return http_reg.exit_code(lc.run());
 }

@@ -48,6 +48,12 @@ void metrics(app& a, http::context& c) {
   o += "# HELP graceful_http_connections_accepted_total Client connections accepted.\n";
   o += "# TYPE graceful_http_connections_accepted_total counter\n";
   o += "graceful_http_connections_accepted_total " + std::to_string(s.accepted_connections) + "\n";
+  o += "# HELP graceful_http_cut_requests_total Requests in flight cut at a shutdown deadline (no complete response).\n";
+  o += "# TYPE graceful_http_cut_requests_total counter\n";
+  o += "graceful_http_cut_requests_total " + std::to_string(s.cut_requests) + "\n";
+  o += "# HELP graceful_http_cut_connections_total Connections still open and cut at a shutdown deadline.\n";
+  o += "# TYPE graceful_http_cut_connections_total counter\n";
+  o += "graceful_http_cut_connections_total " + std::to_string(s.cut_connections) + "\n";
   o += "# HELP graceful_lifecycle_phase The current lifecycle phase (1 for the current one).\n";
   o += "# TYPE graceful_lifecycle_phase gauge\n";
   auto now = a.lifecycle.current_phase();

@@ -22,7 +22,9 @@ attachment attach(server& s, lifecycle::lifecycle& lc, attach_options o) {
       });
   }
   attachment a;
-  a.shutdown_hook = lc.on_shutdown("http", [&s, margin = o.close_margin](graceful::deadline d) {
+  a.cut_ = std::make_shared<std::atomic<bool>>(false);
+  a.deadline_exit_code_ = lc.config().deadline_exit_code;
+  a.shutdown_hook = lc.on_shutdown("http", [&s, margin = o.close_margin, cut = a.cut_](graceful::deadline d) {
     auto t0 = std::chrono::steady_clock::now();
     auto inner = d.is_never() ? d : graceful::deadline(d.when() - margin);
     auto r = s.shutdown(inner);
@@ -34,9 +36,14 @@ attachment attach(server& s, lifecycle::lifecycle& lc, attach_options o) {
     auto st = s.stats();
     s.logger().warn("http: shutdown: {} after {} ms ({} connections, {} requests in flight); closing them",
                  r.error().message(), ms, st.open_connections, st.in_flight_requests);
+    // Whatever is open now is cut below: the stop lost something, and the exit status says so.
+    cut->store(true);
     // close() gets what the margin kept back: it returns by the lifecycle's deadline at the
     // latest, even when a loop is blocked in a handler.
     s.close(d);
+    auto after = s.stats();
+    s.logger().error("http: the shutdown deadline cut {} requests in flight on {} connections",
+                     after.cut_requests - st.cut_requests, after.cut_connections - st.cut_connections);
   });
   a.dump_section = lc.add_dump_section("http connections", [&s] {
     // The dump runs while serving: ask each loop, but never wait long for a busy one.

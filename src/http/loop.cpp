@@ -117,6 +117,11 @@ void loop::begin_close() {
   if (closing) return;
   closing = true;
   auto copy = conns;
+  // Counted before the cut: what a stop loses is reported (exit status, log, /metrics).
+  std::uint64_t requests = 0;
+  for (auto* c : copy) requests += c->in_flight_;
+  bump(cut_requests, static_cast<std::int64_t>(requests));
+  bump(cut_connections, static_cast<std::int64_t>(copy.size()));
   for (auto* c : copy) c->force_close();
 }
 

@@ -52,6 +52,9 @@ struct loop {
   std::array<std::atomic<std::uint64_t>, 600> by_status{};
   std::atomic<std::uint64_t> in_flight{0};
   std::atomic<std::uint64_t> accepted{0};
+  /// What close() cut on this loop: requests in flight and connections still open.
+  std::atomic<std::uint64_t> cut_requests{0};
+  std::atomic<std::uint64_t> cut_connections{0};
   std::time_t date_sec = 0;
   char date_buf[64] = {};
   std::size_t date_len = 0;

@@ -204,6 +204,8 @@ server_stats server::stats() const {
   for (auto& l : impl_->loops) {
     s.accepted_connections += l->accepted.load(std::memory_order_relaxed);
     s.in_flight_requests += l->in_flight.load(std::memory_order_relaxed);
+    s.cut_requests += l->cut_requests.load(std::memory_order_relaxed);
+    s.cut_connections += l->cut_connections.load(std::memory_order_relaxed);
     for (std::size_t i = 0; i < codes.size(); ++i) codes[i] += l->by_status[i].load(std::memory_order_relaxed);
   }
   for (std::size_t i = 0; i < codes.size(); ++i)

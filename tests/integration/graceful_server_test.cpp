@@ -120,6 +120,24 @@ TEST(graceful_server, sigterm_finishes_in_flight_request_and_exits_0_removing_pi
   EXPECT_FALSE(std::filesystem::exists(pid_file));
 }
 
+TEST(graceful_server, sigterm_that_cuts_a_request_at_the_deadline_exits_1_and_says_how_many) {
+  server_proc s({"--shutdown-timeout", "1s"});
+  child slow({{program("curl"), "-sS", "--max-time", "30", s.url("/slow?ms=8000")}});
+  std::string before;
+  ASSERT_TRUE(eventually([&] {
+    before = curl({s.url("/metrics")}).output;
+    return before.find("graceful_http_in_flight_requests 2") != std::string::npos;
+  }, deadline::after(5s)));
+  // The metric exists before the cut (after it the process is gone): nothing cut yet.
+  EXPECT_NE(before.find("graceful_http_cut_requests_total 0\n"), std::string::npos) << before;
+  EXPECT_NE(before.find("graceful_http_cut_connections_total 0\n"), std::string::npos) << before;
+  s.proc->signal(SIGTERM);
+  EXPECT_EQ(s.proc->wait(deadline::after(15s)), 1) << s.proc->output();
+  EXPECT_NE(s.proc->output().find("the shutdown deadline cut 1 requests in flight on 1 connections"), std::string::npos)
+      << s.proc->output();
+  EXPECT_NE(slow.wait(deadline::after(15s)), 0);  // the client saw the cut: no response
+}
+
 TEST(graceful_server, readyz_is_503_during_the_drain_delay_while_requests_are_still_served) {
   // A drain delay far longer than the checks take, however slow the machine; the second
   // SIGTERM then ends it at once (documented: 128 + SIGTERM).

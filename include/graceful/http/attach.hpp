@@ -3,7 +3,9 @@
 /// One line to plug a server into the process lifecycle:
 ///   auto http_reg = graceful::http::attach(server, lifecycle);
 
+#include <atomic>
 #include <chrono>
+#include <memory>
 
 #include <graceful/lifecycle/lifecycle.hpp>
 #include <graceful/http/server.hpp>
@@ -26,6 +28,21 @@ struct attach_options {
 struct [[nodiscard]] attachment {
   lifecycle::registration shutdown_hook;  ///< "http": shutdown(deadline), close() on timeout
   lifecycle::registration dump_section;   ///< "http connections" in the SIGUSR1 dump
+
+  /// True once the shutdown deadline passed with connections still open, which close() then
+  /// cut (server_stats::cut_requests / cut_connections say how many).
+  bool cut_at_deadline() const noexcept { return cut_ && cut_->load(); }
+  /// What the program should exit with: `run_code` (what lifecycle::run() returned), or the
+  /// lifecycle's deadline_exit_code (1) when it is 0 but the deadline cut something, so that
+  /// Kubernetes, systemd and supervisors see the loss: `return reg.exit_code(lc.run());`.
+  int exit_code(int run_code) const noexcept {
+    return run_code == 0 && cut_at_deadline() ? deadline_exit_code_ : run_code;
+  }
+
+private:
+  friend attachment attach(server&, lifecycle::lifecycle&, attach_options);
+  std::shared_ptr<std::atomic<bool>> cut_;  // shared with the shutdown hook
+  int deadline_exit_code_ = 1;
 };
 
 /// Registers a shutdown hook (shutdown(deadline), then close() if it timed out, each logged),

@@ -33,6 +33,11 @@ struct server_stats {
   /// Responses sent, by status code, only codes with a non-zero count, in ascending order.
   std::vector<std::pair<int, std::uint64_t>> responses_by_status;
   bool shutting_down = false;             ///< shutdown() or close() began
+  /// Requests in flight that close() cut (after a shutdown deadline, or a plain close()):
+  /// each one's client got no complete response.
+  std::uint64_t cut_requests = 0;
+  /// Connections close() found still open and cut (those with a request in flight included).
+  std::uint64_t cut_connections = 0;
   /// How long the last completed shutdown() took (zero before one completed).
   std::chrono::nanoseconds last_shutdown_duration{0};
 };

@@ -83,3 +83,51 @@ TEST(http_attach, sigusr1_dump_lists_in_flight_requests) {
   EXPECT_NE(text.str().find("http connections"), std::string::npos) << text.str();
   EXPECT_NE(text.str().find("request=\"GET /slow\""), std::string::npos) << text.str();
 }
+
+TEST(http_attach, a_stop_whose_deadline_cut_a_request_counts_it_and_gives_exit_code_1) {
+  auto o = quiet_lifecycle(0ms);
+  o.shutdown_timeout = 1s;  // the attach margin leaves shutdown() 800 ms
+  lc_ns::lifecycle lc(o);
+  event_log log;
+  http::server s(test_routes(log), one_loop());
+  auto reg = http::attach(s, lc);
+  int port = s.listen("127.0.0.1:0").value();
+  http_conn c(port);
+  ASSERT_TRUE(c.send(get_request("/slow?ms=30000")));
+  ASSERT_TRUE(eventually([&] { return s.stats().in_flight_requests == 1; }, secs(5)));
+  EXPECT_EQ(s.stats().cut_requests, 0u);
+  EXPECT_FALSE(reg.cut_at_deadline());
+  auto code = std::async(std::launch::async, [&] { return lc.run(); });
+  lc.request_stop("test");
+  ASSERT_EQ(code.wait_for(20s), std::future_status::ready);
+  int run_code = code.get();
+  EXPECT_EQ(run_code, 0);  // the lifecycle itself stopped in time: the loss is the server's to report
+  EXPECT_TRUE(reg.cut_at_deadline());
+  EXPECT_EQ(reg.exit_code(run_code), 1);
+  EXPECT_EQ(reg.exit_code(143), 143);  // a second signal's code is kept
+  EXPECT_EQ(s.stats().cut_requests, 1u);
+  EXPECT_EQ(s.stats().cut_connections, 1u);
+  auto end = c.read_until_close(secs(5));
+  EXPECT_TRUE(end == read_end::eof || end == read_end::reset);
+}
+
+TEST(http_attach, a_stop_that_drained_everything_gives_exit_code_0) {
+  lc_ns::lifecycle lc(quiet_lifecycle(0ms));
+  event_log log;
+  http::server s(test_routes(log), one_loop());
+  auto reg = http::attach(s, lc);
+  int port = s.listen("127.0.0.1:0").value();
+  http_conn c(port);
+  ASSERT_TRUE(c.send(get_request("/slow?ms=200")));
+  ASSERT_TRUE(eventually([&] { return s.stats().in_flight_requests == 1; }, secs(5)));
+  auto code = std::async(std::launch::async, [&] { return lc.run(); });
+  lc.request_stop("test");
+  auto r = c.read_response(secs(10));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  ASSERT_EQ(code.wait_for(20s), std::future_status::ready);
+  EXPECT_EQ(reg.exit_code(code.get()), 0);
+  EXPECT_FALSE(reg.cut_at_deadline());
+  EXPECT_EQ(s.stats().cut_requests, 0u);
+  EXPECT_EQ(s.stats().cut_connections, 0u);
+}
