@@ -62,26 +62,11 @@ TEST_F(graceful_run_go, ten_sighup_restarts_under_load_fail_no_request) {
   runner r({"--listen", "web=127.0.0.1:0", "--shutdown-timeout", "10s"}, {go_worker()});
   int port = r.port("web");
   ASSERT_TRUE(r.wait_for("ready (READY=1)")) << r.output();
-  {
-    load keep_alive(port, 4, true);
-    load close(port, 4, false);
-    ASSERT_TRUE(eventually([&] { return keep_alive.count(outcome::ok) > 50 && close.count(outcome::ok) > 50; },
-                           deadline::after(10s)));
-    for (int i = 1; i <= 10; ++i) {
-      r.proc().signal(SIGHUP);
-      ASSERT_TRUE(r.wait_count("upgrade complete", i, 10s)) << r.output();
-      // Let the new worker take load before the next restart.
-      long before = keep_alive.count(outcome::ok) + close.count(outcome::ok);
-      ASSERT_TRUE(eventually([&] { return keep_alive.count(outcome::ok) + close.count(outcome::ok) > before + 20; },
-                             deadline::after(10s)));
-    }
-    keep_alive.stop();
-    close.stop();
-    std::printf("10 SIGHUP restarts: keep-alive %s| close %s\n", keep_alive.summary().c_str(),
-                close.summary().c_str());
-    EXPECT_EQ(keep_alive.failures(), 0) << keep_alive.summary();
-    EXPECT_EQ(close.failures(), 0) << close.summary();
-  }
+  auto seen = restarts_under_load(r, port, 10);
+  ASSERT_TRUE(seen.done) << seen.error << "\n" << r.output();
+  std::printf("10 SIGHUP restarts: %s\n", seen.summary.c_str());
+  EXPECT_EQ(seen.keep_alive_failures, 0) << seen.summary;
+  EXPECT_EQ(seen.close_failures, 0) << seen.summary;
   auto ready = r.ready_workers();
   EXPECT_EQ(std::set<pid_t>(ready.begin(), ready.end()).size(), 11u) << r.output();
   // Every replaced worker drained and exited; only the last one is left.

@@ -303,25 +303,11 @@ TEST(graceful_run, graceful_server_serves_the_given_socket_and_restarts_without_
   ASSERT_TRUE(r.wait_for(" ready (READY=1)", 10s)) << r.output();
   EXPECT_NE(r.output().find("(port " + std::to_string(port) + ")"), std::string::npos) << r.output();
   ASSERT_TRUE(get_body(port).has_value()) << r.output();
-  {
-    load keep_alive(port, 4, true);
-    load close(port, 4, false);
-    ASSERT_TRUE(eventually([&] { return keep_alive.count(outcome::ok) > 50 && close.count(outcome::ok) > 50; },
-                           deadline::after(10s)));
-    for (int i = 1; i <= 5; ++i) {
-      r.proc().signal(SIGHUP);
-      ASSERT_TRUE(r.wait_count("upgrade complete", i, 10s)) << r.output();
-      long before = keep_alive.count(outcome::ok) + close.count(outcome::ok);
-      ASSERT_TRUE(eventually([&] { return keep_alive.count(outcome::ok) + close.count(outcome::ok) > before + 20; },
-                             deadline::after(10s)));
-    }
-    keep_alive.stop();
-    close.stop();
-    std::printf("graceful-server, 5 SIGHUP restarts: keep-alive %s| close %s\n", keep_alive.summary().c_str(),
-                close.summary().c_str());
-    EXPECT_EQ(keep_alive.failures(), 0) << keep_alive.summary();
-    EXPECT_EQ(close.failures(), 0) << close.summary();
-  }
+  auto seen = restarts_under_load(r, port, 5);
+  ASSERT_TRUE(seen.done) << seen.error << "\n" << r.output();
+  std::printf("graceful-server, 5 SIGHUP restarts: %s\n", seen.summary.c_str());
+  EXPECT_EQ(seen.keep_alive_failures, 0) << seen.summary;
+  EXPECT_EQ(seen.close_failures, 0) << seen.summary;
   r.proc().signal(SIGTERM);
   EXPECT_EQ(r.proc().wait(deadline::after(15s)), 0) << r.output();
 }

@@ -38,4 +38,18 @@ private:
   std::optional<child> proc_;
 };
 
+/// What a run of restarts_under_load saw.
+struct restarts_seen {
+  bool done = false;      ///< every restart completed (else `error` says which step timed out)
+  std::string error;
+  long keep_alive_failures = 0, close_failures = 0;
+  std::string summary;    ///< both loads' counts, for the test's output
+};
+
+/// The product's promise, as the graceful-run tests check it: under keep-alive and
+/// Connection: close load (4 connections each) on `port`, `n` SIGHUPs to graceful-run, each
+/// once the previous upgrade completed ("upgrade complete" in its log) and the new worker
+/// took load (20 more answers). Counts every failed request of both loads.
+restarts_seen restarts_under_load(runner& r, int port, int n);
+
 } // namespace graceful::test
