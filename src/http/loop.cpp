@@ -99,15 +99,41 @@ bool loop::add_listener(int fd, bool v6, std::error_code& e) {
   return true;
 }
 
+void loop::close_listeners(bool take_queued) {
+  error_code ec;
+  for (auto& li : listeners) {
+    if (take_queued && li->acceptor.is_open()) accept_queued(*li);
+    li->acceptor.close(ec);
+    li->pause.cancel();
+  }
+}
+
+void loop::accept_queued(listener& li) {
+  // Non-blocking accepts until the queue is empty (would_block), bounded. max_connections
+  // does not apply: these clients are already connected, and closing the listener would
+  // reset them.
+  error_code ec;
+  li.acceptor.non_blocking(true, ec);
+  std::size_t n = 0;
+  for (; n < max_accepts_at_close; ++n) {
+    tcp::socket s = li.acceptor.accept(ec);
+    if (ec) {
+      if (ec != asio::error::would_block && ec != asio::error::try_again)
+        srv.log().warn("http: accepting the queued connections before closing a listener: {}", ec.message());
+      break;
+    }
+    start_connection(*this, std::move(s));
+  }
+  if (n) srv.log().info("http: {} connections were waiting in the accept queue at shutdown; serving them", n);
+}
+
 void loop::begin_shutdown() {
   if (draining) return;
   draining = true;
   stop.request_stop();
-  error_code ec;
-  for (auto& li : listeners) {
-    li->acceptor.close(ec);
-    li->pause.cancel();
-  }
+  // Everything the kernel already accepted is served (with Connection: close) before the
+  // listener closes: closing it would reset those clients after their connect succeeded.
+  close_listeners(true);
   auto copy = conns;  // begin_shutdown does not unlink, but stay safe against it
   for (auto* c : copy) c->begin_shutdown();
 }

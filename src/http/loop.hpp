@@ -71,13 +71,17 @@ struct loop {
 
   /// Starts accepting on `fd` (a listening socket of `v6`/v4 family); false with `ec` set.
   bool add_listener(int fd, bool v6, std::error_code& ec);
-  /// Shutdown began: close listeners, tell every connection.
+  /// Shutdown began: accept what is queued, close listeners, tell every connection.
   void begin_shutdown();
+  /// Closes every listener of this loop; with `take_queued`, first accepts (and serves) the
+  /// connections already waiting in the kernel's accept queue.
+  void close_listeners(bool take_queued);
   /// close(): begin_shutdown, then cut every connection.
   void begin_close();
 
 private:
   friend class connection_base;
+  void accept_queued(listener& li);
   void add(connection_base& c);
   void remove(connection_base& c) noexcept;
 };

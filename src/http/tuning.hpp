@@ -34,6 +34,11 @@ inline constexpr std::chrono::seconds accept_error_log_interval{1};
 /// connection closes, long enough not to spin.
 inline constexpr std::chrono::milliseconds max_connections_pause{10};
 
+/// At shutdown each loop accepts at most this many queued connections per listener before
+/// closing it (the kernel caps a backlog at net.core.somaxconn, 4096 by default): a bound on
+/// the loop's time, far above any real queue.
+inline constexpr std::size_t max_accepts_at_close = 65536;
+
 /// adopt() waits this long for every loop to start accepting. A loop runs handlers, and a
 /// sync handler that blocks delays it; 10 s covers any sane handler.
 inline constexpr std::chrono::seconds adopt_wait{10};

@@ -48,10 +48,12 @@ lifecycle::registration upgrader::attach(lifecycle::lifecycle& lc, attach_option
     // Without waiting: a new process that got SIGTERM drains what it accepted, which may take
     // its whole shutdown timeout; this process drains meanwhile. The cleanup hook reaps it.
     stop_upgrades(before(d));
-  }));
-  regs->push_back(lc.on_shutdown("upgrade: close listener copies", [this](graceful::deadline) {
-    // Without a hand-over, new connections should now be refused rather than queued on a
-    // socket nobody will accept from; after one, the new process holds its own copies.
+    // No upgrade can start from here on, so our copies of the listening sockets have no use
+    // left, and they go now, before the program's shutdown hooks close its own: the program
+    // then holds the last copies, and a server that accepts what is queued before closing
+    // them (http::server does) leaves nothing in the kernel's queue to be reset. Kept until
+    // the shutdown phase, they would let connections queue, after the program's last accept,
+    // on a socket nobody accepts from. After a hand-over the new process holds its own copies.
     close_listeners();
   }));
   regs->push_back(lc.on_cleanup("upgrade: reap a stopped new process", [this, before](graceful::deadline d) {

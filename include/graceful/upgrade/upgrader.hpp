@@ -127,7 +127,8 @@ public:
   /// line while one runs); a completed hand-over calls attach_options::stop_accepting, then
   /// request_stop("upgraded") with no drain delay; when draining begins later upgrades are
   /// refused, one in flight stops its new process, and systemd hears STOPPING=1 (unless this
-  /// is a hand-over); at shutdown the listener copies are closed; at cleanup a new process
+  /// is a hand-over) and the upgrader's listener copies are closed (the program's own copies
+  /// are then the last ones); at cleanup a new process
   /// that was stopped is reaped (SIGKILL before the deadline if SIGTERM was not enough).
   /// Destroying the registration unwires it.
   lifecycle::registration attach(lifecycle::lifecycle& lc, attach_options o = {});

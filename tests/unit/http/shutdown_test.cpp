@@ -3,8 +3,11 @@
 #include <graceful/http/server.hpp>
 
 #include <cerrno>
+#include <atomic>
 #include <future>
+#include <memory>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -237,4 +240,55 @@ TEST(http_shutdown, close_cuts_idle_connections_at_once) {
   auto end = c.read_until_close(secs(2));
   EXPECT_TRUE(end == read_end::eof || end == read_end::reset);
   EXPECT_TRUE(eventually([&] { return ts.server->stats().open_connections == 0; }, secs(2)));
+}
+
+TEST(http_shutdown, connections_queued_in_the_accept_backlog_at_shutdown_are_served_not_reset) {
+  // The loop is held in a sync handler, so clients pile up in the kernel's accept queue: they
+  // completed the handshake and sent their request, but nobody accepted them yet. Shutdown
+  // begins meanwhile; once the loop is free, each must get its answer (Connection: close),
+  // never a reset for a connect that succeeded.
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  std::atomic<bool> blocked{false};
+  http::router routes;
+  routes.get("/", [](http::context& c) { c.response.body = "hello"; });
+  routes.get("/block", [&](http::context& c) {
+    blocked = true;
+    released.wait();
+    c.response.body = "unblocked";
+  });
+  http::server s(std::move(routes), one_loop());
+  int port = s.listen("127.0.0.1:0").value();
+  http_conn holder(port);
+  ASSERT_TRUE(holder.send(get_request("/block")));
+  ASSERT_TRUE(eventually([&] { return blocked.load(); }, secs(5)));
+  constexpr int queued = 20;
+  std::vector<std::unique_ptr<http_conn>> clients;
+  for (int i = 0; i < queued; ++i) {
+    clients.push_back(std::make_unique<http_conn>(port));
+    ASSERT_TRUE(clients.back()->connected()) << clients.back()->errno_value();
+    ASSERT_TRUE(clients.back()->send(get_request("/")));
+  }
+  auto done = std::async(std::launch::async, [&] { return s.shutdown(secs(20)); });
+  ASSERT_TRUE(eventually([&] { return s.stats().shutting_down; }, secs(5)));
+  // shutdown() posts its work to the loop right after the state change: give it a moment to
+  // be queued ahead of the loop's next look at the listener (too early only hides the bug).
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  release.set_value();
+  auto h = holder.read_response(secs(10));
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->body, "unblocked");
+  int answered = 0, resets = 0;
+  for (auto& c : clients) {
+    auto r = c->read_response(secs(10));
+    if (r && r->status == 200) {
+      ++answered;
+      EXPECT_TRUE(r->closes());
+    }
+    if (c->last_end() == read_end::reset) ++resets;
+  }
+  EXPECT_EQ(answered, queued);
+  EXPECT_EQ(resets, 0);
+  EXPECT_TRUE(done.get());
+  EXPECT_TRUE(refused(port));
 }
