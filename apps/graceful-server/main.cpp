@@ -209,7 +209,13 @@ int main(int argc, char** argv) {
     spdlog::info("listening on {} (port {})", l.address, port ? port.value() : 0);
   }
   // SIGHUP upgrades from here on; a completed hand-over stops this process (no drain delay).
-  auto upgrade_reg = up.value()->attach(lc);
+  // Accepting stops the moment the new process is ready, not after this one's drain hooks:
+  // from then on every new client is the new process's (it holds the same sockets).
+  auto upgrade_reg = up.value()->attach(lc, {.stop_accepting = [&server] {
+    if (auto r = server.stop_accepting(graceful::deadline::after(std::chrono::seconds(1))); !r)
+      spdlog::warn("http: stop accepting: {} (a loop is busy in a handler; it closes its listeners after it)",
+                   r.error().message());
+  }});
   (void)up.value()->ready();  // pid file, takeover socket, "ready" to the parent or systemd
   // The upgrader removes the pid file on the way out if it is still ours. A stop whose
   // deadline cut requests or connections exits 1 (deadline_exit_code), not 0.

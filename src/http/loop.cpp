@@ -108,6 +108,16 @@ void loop::close_listeners(bool take_queued) {
   }
 }
 
+void loop::close_listener_fd(int fd) {
+  error_code ec;
+  for (auto& li : listeners) {
+    if (li->acceptor.is_open() && li->acceptor.native_handle() == fd) {
+      li->acceptor.close(ec);
+      li->pause.cancel();
+    }
+  }
+}
+
 void loop::accept_queued(listener& li) {
   // Non-blocking accepts until the queue is empty (would_block), bounded. max_connections
   // does not apply: these clients are already connected, and closing the listener would

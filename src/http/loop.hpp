@@ -71,6 +71,8 @@ struct loop {
 
   /// Starts accepting on `fd` (a listening socket of `v6`/v4 family); false with `ec` set.
   bool add_listener(int fd, bool v6, std::error_code& ec);
+  /// Closes the listener that accepts on `fd` if this loop has one (a timed-out adopt()).
+  void close_listener_fd(int fd);
   /// Shutdown began: accept what is queued, close listeners, tell every connection.
   void begin_shutdown();
   /// Closes every listener of this loop; with `take_queued`, first accepts (and serves) the

@@ -86,8 +86,10 @@ http::router& server::routes() {
   return impl_->routes;
 }
 
-result<void> server::adopt(int fd) {
-  if (impl_->state.load() != 0) {
+result<void> server::adopt(int fd) { return adopt(fd, graceful::deadline::after(detail::adopt_wait)); }
+
+result<void> server::adopt(int fd, graceful::deadline d) {
+  if (impl_->state.load() != 0 || impl_->accepting_stopped.load()) {
     ::close(fd);
     return errc::server_closed;
   }
@@ -107,13 +109,13 @@ result<void> server::adopt(int fd) {
   // connection to one of them, and the connection stays on that loop.
   std::vector<int> fds{fd};
   for (std::size_t i = 1; i < impl_->loops.size(); ++i) {
-    int d = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (d < 0) {
+    int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (copy < 0) {
       std::error_code e(errno, std::system_category());
       for (int x : fds) ::close(x);
       return e;
     }
-    fds.push_back(d);
+    fds.push_back(copy);
   }
   ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   bool v6 = domain == AF_INET6;
@@ -122,13 +124,23 @@ result<void> server::adopt(int fd) {
     std::mutex m;
     std::error_code first_error;
     std::vector<int> fds;
+    bool given_up = false;  // adopt() returned timed_out: a loop that gets here later closes its fd
   };
   auto st = std::make_shared<shared>();
   st->fds = std::move(fds);
-  auto all = detail::on_each_loop(*impl_, graceful::deadline::after(detail::adopt_wait), [st, v6](detail::loop& l) {
+  auto all = detail::on_each_loop(*impl_, d, [st, v6](detail::loop& l) {
     int my = st->fds[l.index];
     std::error_code e;
-    if (l.draining) {
+    bool given_up = false;
+    {
+      std::lock_guard lk(st->m);
+      given_up = st->given_up;
+    }
+    if (given_up) {
+      ::close(my);
+      return;
+    }
+    if (l.draining || l.srv.accepting_stopped.load()) {
       ::close(my);
       e = errc::server_closed;
     } else if (!l.add_listener(my, v6, e)) {
@@ -139,7 +151,20 @@ result<void> server::adopt(int fd) {
       if (!st->first_error) st->first_error = e;
     }
   });
-  if (!all) return std::make_error_code(std::errc::timed_out);
+  if (!all) {
+    // Reported as not served, so it must never be: loops that got to it in time close their
+    // listener, the others close their fd when they get to it (given_up).
+    {
+      std::lock_guard lk(st->m);
+      st->given_up = true;
+    }
+    for (auto& l : impl_->loops) {
+      boost::asio::post(*l->ctx, [lp = l.get(), st] {
+        lp->close_listener_fd(st->fds[lp->index]);
+      });
+    }
+    return std::make_error_code(std::errc::timed_out);
+  }
   std::lock_guard lk(st->m);
   if (st->first_error) return st->first_error;
   return graceful::ok();
@@ -186,6 +211,13 @@ result<void> server::shutdown(graceful::deadline d) {
   else done = impl_->cv.wait_until(lk, d.when(), none_left);
   if (!done) return errc::shutdown_timeout;
   if (first) impl_->last_shutdown_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now() - t0).count();
+  return graceful::ok();
+}
+
+result<void> server::stop_accepting(graceful::deadline d) {
+  impl_->accepting_stopped = true;
+  bool all = detail::on_each_loop(*impl_, d, [](detail::loop& l) { l.close_listeners(false); });
+  if (!all) return std::make_error_code(std::errc::timed_out);
   return graceful::ok();
 }
 

@@ -27,6 +27,8 @@ struct server_state {
   std::atomic<bool> routes_frozen{false};
   /// 0 running, 1 shutting down, 2 closed.
   std::atomic<int> state{0};
+  /// stop_accepting() was called: adopt() refuses new listeners.
+  std::atomic<bool> accepting_stopped{false};
   /// Open connections plus running accept loops: shutdown is done when it reaches 0.
   std::atomic<std::int64_t> live{0};
   /// Open connections only (max_connections).

@@ -272,6 +272,29 @@ TEST_F(server_upgrade, a_request_in_flight_on_the_old_process_completes_while_th
   EXPECT_EQ(server_->wait(deadline::after(10s)), 0) << server_->output();
 }
 
+TEST_F(server_upgrade, graceful_server_stops_accepting_the_moment_the_new_process_is_ready) {
+  // Issue 11 item 7: closed in the hand-over callback (http::server::stop_accepting), before
+  // the stop begins, not when the old process's shutdown hooks run.
+  start();
+  pid_t a = pid();
+  auto slow = half_sent_post(port_);  // keeps the old process draining while we look
+  ASSERT_TRUE(in_flight_on(port_, 1)) << server_->output();
+  ::kill(a, SIGHUP);
+  ASSERT_TRUE(gt::eventually([&] { return pid() != a && pid() > 0; }, deadline::after(10s)));
+  ASSERT_TRUE(server_->wait_for_output("upgrade: stopped accepting; new connections go to pid", deadline::after(10s)))
+      << server_->output();
+  auto out = server_->output();
+  auto stopped = out.find("upgrade: stopped accepting");
+  auto stop_requested = out.find("stop requested (upgraded");
+  ASSERT_NE(stop_requested, std::string::npos) << out;
+  EXPECT_LT(stopped, stop_requested) << out;
+  ASSERT_TRUE(slow->send("world"));
+  auto r = slow->read_response(deadline::after(10s));
+  ASSERT_TRUE(r) << server_->output();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(server_->wait(deadline::after(10s)), 0) << server_->output();
+}
+
 TEST_F(server_upgrade, sigkill_of_the_old_process_mid_drain_leaves_the_new_one_serving) {
   start();
   pid_t a = pid();

@@ -73,6 +73,10 @@ public:
   /// owns the fd from then on (even on error): pass a dup() to keep one. Errors:
   /// errc::server_closed after shutdown/close began, errc::not_a_listener.
   result<void> adopt(int listen_fd);
+  /// adopt(), waiting at most until `d` for every event loop to take the socket (a loop runs
+  /// handlers; a sync handler that blocks delays it). At `d` it returns std::errc::timed_out
+  /// and the socket is never served: a loop that gets to it later closes its copy.
+  result<void> adopt(int listen_fd, graceful::deadline d);
   /// Creates a listening socket on `address` ("127.0.0.1:8080", "[::1]:0", ":8080", "*:8080",
   /// "localhost:8080" = 127.0.0.1; the grammar of graceful/core/address.hpp) and adopts it.
   /// Returns the bound port (useful with port 0). A malformed address is a graceful::errc
@@ -84,6 +88,14 @@ public:
   result<void> serve(int listen_fd);
   /// Go's ListenAndServe: listen(address), then block like serve().
   result<void> listen_and_serve(std::string_view address);
+
+  /// Closes every listener now and returns once each event loop has (std::errc::timed_out
+  /// at `d` when a loop blocked in a handler has not yet; it closes them when it returns).
+  /// Connections already accepted go on being served; later adopt()/listen() calls are
+  /// refused (errc::server_closed). For the moment an upgrade's new process is ready: it
+  /// holds the same sockets and accepts what is queued on them. Unlike shutdown(), it does
+  /// not take the connections queued in the kernel (the new process does).
+  result<void> stop_accepting(graceful::deadline d);
 
   /// Drains (see the class comment) and returns once no connection is left, or
   /// errc::shutdown_timeout when `d` passes first. Calling it again waits again.

@@ -2,6 +2,10 @@
 // timeouts, and a status plus a clean close (FIN, not RST) for each kind of bad input.
 #include <graceful/http/server.hpp>
 
+#include <atomic>
+#include <cerrno>
+#include <future>
+
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -247,4 +251,78 @@ TEST(http_server, beyond_max_connections_clients_wait_in_the_backlog_instead_of_
   auto r = second.read_response(secs(5));
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
+}
+
+namespace {
+
+/// A router whose GET /block holds its loop's thread until `release` is set (a sync handler
+/// that blocks: what delays a loop's posted work).
+struct blocking_routes {
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<bool> blocked{false};
+  http::router make() {
+    http::router r;
+    r.get("/", [](http::context& c) { c.response.body = "hello"; });
+    r.get("/block", [this](http::context& c) {
+      blocked = true;
+      released.wait();
+      c.response.body = "unblocked";
+    });
+    return r;
+  }
+};
+
+bool connect_refused(int port) {
+  http_conn c(port);
+  return !c.connected() && c.errno_value() == ECONNREFUSED;
+}
+
+http::options one_loop() {
+  http::options o;
+  o.threads = 1;
+  return o;
+}
+
+} // namespace
+
+TEST(http_server, adopt_that_timed_out_never_serves_the_socket_later) {
+  blocking_routes br;
+  http::server s(br.make(), one_loop());
+  int port = s.listen("127.0.0.1:0").value();
+  http_conn holder(port);
+  ASSERT_TRUE(holder.send(get_request("/block")));
+  ASSERT_TRUE(eventually([&] { return br.blocked.load(); }, secs(5)));
+  auto fd = http::open_listener("127.0.0.1:0");
+  ASSERT_TRUE(fd);
+  int late_port = http::local_port(fd.value()).value();
+  auto r = s.adopt(fd.value(), graceful::deadline::after(std::chrono::milliseconds(200)));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), std::errc::timed_out);
+  br.release.set_value();
+  ASSERT_TRUE(holder.read_response(secs(10)));
+  // The loop got to the adopt after it had given up: it must close the socket, not serve it
+  // (a caller told "not served" may well have reused the port for something else).
+  EXPECT_TRUE(eventually([&] { return connect_refused(late_port); }, secs(5)));
+  auto still = http_get(port, "/");
+  ASSERT_TRUE(still);
+  EXPECT_EQ(still->status, 200);
+}
+
+TEST(http_server, stop_accepting_refuses_new_clients_and_keeps_serving_open_connections) {
+  test_server ts(one_loop());
+  http_conn open(ts.port);
+  ASSERT_TRUE(open.send(get_request("/")));
+  ASSERT_TRUE(open.read_response(secs(5)));
+  ASSERT_TRUE(ts.server->stop_accepting(secs(5)));
+  EXPECT_TRUE(connect_refused(ts.port));
+  EXPECT_FALSE(ts.server->stats().shutting_down);
+  // The open keep-alive connection is served as before, and stays open.
+  ASSERT_TRUE(open.send(get_request("/")));
+  auto r = open.read_response(secs(5));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_FALSE(r->closes());
+  EXPECT_EQ(ts.server->listen("127.0.0.1:0").error(), http::errc::server_closed);
+  EXPECT_TRUE(ts.server->shutdown(secs(10)));
 }
