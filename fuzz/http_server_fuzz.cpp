@@ -75,7 +75,21 @@ std::string exchange(const std::uint8_t* data, std::size_t size) {
   a.sin_family = AF_INET;
   a.sin_port = htons(g_port);
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) fail("connect");
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    // libFuzzer's -timeout alarm (SIGALRM, every few seconds) can interrupt connect(); the
+    // attempt then goes on in the kernel (connect(2): EINTR), so wait for it to finish
+    // rather than fail the input.
+    if (errno != EINTR) fail("connect");
+    pollfd p{fd, POLLOUT, 0};
+    while (::poll(&p, 1, 5000) < 0 && errno == EINTR) {
+    }
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+      errno = err;
+      fail("connect");
+    }
+  }
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   std::size_t off = 0;
