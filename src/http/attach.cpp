@@ -26,11 +26,20 @@ attachment attach(server& s, lifecycle::lifecycle& lc, attach_options o) {
   a.deadline_exit_code_ = lc.config().deadline_exit_code;
   a.shutdown_hook = lc.on_shutdown("http", [&s, margin = o.close_margin, cut = a.cut_](graceful::deadline d) {
     auto t0 = std::chrono::steady_clock::now();
+    auto at_start = s.stats();
     auto inner = d.is_never() ? d : graceful::deadline(d.when() - margin);
     auto r = s.shutdown(inner);
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
     if (r) {
       s.logger().info("http: shutdown complete in {} ms", ms);
+      // A slow upload or a slow reader is cut by its connection at the deadline (which lets
+      // the drain end): as lost as a request close() cuts.
+      auto end = s.stats();
+      if (end.cut_requests != at_start.cut_requests || end.cut_connections != at_start.cut_connections) {
+        cut->store(true);
+        s.logger().error("http: the shutdown deadline cut {} requests in flight on {} connections",
+                         end.cut_requests - at_start.cut_requests, end.cut_connections - at_start.cut_connections);
+      }
       return;
     }
     auto st = s.stats();
@@ -43,7 +52,7 @@ attachment attach(server& s, lifecycle::lifecycle& lc, attach_options o) {
     s.close(d);
     auto after = s.stats();
     s.logger().error("http: the shutdown deadline cut {} requests in flight on {} connections",
-                     after.cut_requests - st.cut_requests, after.cut_connections - st.cut_connections);
+                     after.cut_requests - at_start.cut_requests, after.cut_connections - at_start.cut_connections);
   });
   a.dump_section = lc.add_dump_section("http connections", [&s] {
     // The dump runs while serving: ask each loop, but never wait long for a busy one.

@@ -46,7 +46,12 @@ void http1_connection::begin_shutdown() {
   if (phase_ == phase::idle || phase_ == phase::header) {
     auto g = clock_type::now() + opts_.shutdown_idle_grace;
     grace_until_ = g;
+    grace_from_idle_ = phase_ == phase::idle && in_.empty();
     if (g < deadline_) set_deadline(g);
+  } else if (phase_ == phase::body || writing_) {
+    // A slow upload or a slow reader ends by the shutdown's deadline, not by its own
+    // (60 s body, 30 s write) timeout.
+    if (loop_.shutdown_deadline < deadline_) set_deadline(loop_.shutdown_deadline);
   }
   if (sleeping_) sleep_timer_.cancel();
 }
@@ -174,6 +179,17 @@ void http1_connection::on_timer() {
   socket_.cancel(ec);  // the pending read or write completes with operation_aborted
 }
 
+clock_type::time_point http1_connection::bounded(std::chrono::milliseconds timeout) const {
+  return std::min(clock_type::now() + timeout, loop_.shutdown_deadline);
+}
+
+void http1_connection::count_cut() noexcept {
+  if (cut_counted_) return;  // a body cut, then its 408's write cut: one request
+  cut_counted_ = true;
+  bump(loop_.cut_requests);
+  bump(loop_.cut_connections);
+}
+
 std::chrono::milliseconds http1_connection::header_or_grace(std::chrono::milliseconds normal) const {
   return loop_.draining ? std::min(normal, opts_.shutdown_idle_grace) : normal;
 }
@@ -201,9 +217,12 @@ asio::awaitable<std::size_t> http1_connection::read_some() {
 asio::awaitable<bool> http1_connection::flush() {
   if (out_.empty()) co_return !closed_;
   if (closed_) co_return false;
-  set_deadline(clock_type::now() + opts_.write_timeout);
+  set_deadline(bounded(opts_.write_timeout));
   error_code ec;
+  writing_ = true;
   co_await asio::async_write(socket_, asio::buffer(out_), asio::redirect_error(asio::use_awaitable, ec));
+  writing_ = false;
+  if (ec && timed_out_ && loop_.draining && deadline_ >= loop_.shutdown_deadline) count_cut();
   out_.clear();
   if (out_.capacity() > shrink_threshold) out_.shrink_to_fit();
   co_return !ec && !closed_;
@@ -290,6 +309,7 @@ asio::awaitable<bool> http1_connection::read_header() {
   // Wait for the next request. A connection with no complete request is "idle" (or
   // "new"): during shutdown it only gets the grace. Bytes that arrived make it active.
   phase_ = in_.empty() ? phase::idle : phase::header;
+  if (loop_.draining) grace_from_idle_ = phase_ == phase::idle;  // the grace begins now
   auto now = clock_type::now();
   if (phase_ == phase::idle)
     set_deadline(now + header_or_grace(requests_ ? opts_.idle_timeout : opts_.header_read_timeout));
@@ -321,9 +341,13 @@ asio::awaitable<bool> http1_connection::read_header() {
     std::size_t got = co_await read_some();
     if (got == 0) {
       // Grace over during shutdown, yet a request raced in: it has arrived, so answer it
-      // (this is the golang/go#65802 race, closed).
-      if (timed_out_ && loop_.draining && !closed_ && bytes_waiting()) {
-        set_deadline(clock_type::now() + opts_.header_read_timeout);
+      // (this is the golang/go#65802 race, closed). Only for a connection that had sent
+      // nothing when its grace began, once, and for one more grace at most: a slowloris
+      // trickling bytes would otherwise re-arm the wait each time a byte is waiting.
+      if (timed_out_ && loop_.draining && !closed_ && grace_from_idle_ && !rescued_ && bytes_waiting()) {
+        rescued_ = true;
+        set_deadline(std::min(clock_type::now() + std::min(opts_.header_read_timeout, opts_.shutdown_idle_grace),
+                              loop_.shutdown_deadline));
         continue;
       }
       if (eof_ || closed_) co_return false;  // the client closed first: nothing to protect
@@ -345,7 +369,7 @@ asio::awaitable<bool> http1_connection::read_body() {
     bool sent = co_await flush();
     if (!sent) co_return false;
   }
-  set_deadline(clock_type::now() + opts_.body_read_timeout);
+  set_deadline(bounded(opts_.body_read_timeout));
   for (;;) {
     if (!in_.empty()) {
       auto n = parser_.feed(in_.data(), in_.size());
@@ -360,6 +384,7 @@ asio::awaitable<bool> http1_connection::read_body() {
     std::size_t got = co_await read_some();
     if (got == 0) {
       if (eof_ && parser_.feed_eof() == request_parser::state::complete) co_return true;
+      if (timed_out_ && loop_.draining && deadline_ >= loop_.shutdown_deadline) count_cut();
       if (timed_out_) co_await reply_and_close(408, "request body not received in time");
       co_return false;
     }

@@ -137,9 +137,10 @@ void loop::accept_queued(listener& li) {
   if (n) srv.log().info("http: {} connections were waiting in the accept queue at shutdown; serving them", n);
 }
 
-void loop::begin_shutdown() {
+void loop::begin_shutdown(clock_type::time_point deadline) {
   if (draining) return;
   draining = true;
+  shutdown_deadline = deadline;
   stop.request_stop();
   // Everything the kernel already accepted is served (with Connection: close) before the
   // listener closes: closing it would reset those clients after their connect succeeded.

@@ -49,6 +49,9 @@ struct loop {
   std::stop_token stop_token = stop.get_token();
   bool draining = false;  // shutdown or close began (loop thread only)
   bool closing = false;   // close began (loop thread only)
+  /// The first shutdown()'s deadline (max: none, or never): reading a request body and
+  /// writing a response end by it, so a slow client cannot hold the drain past it.
+  std::chrono::steady_clock::time_point shutdown_deadline = std::chrono::steady_clock::time_point::max();
   std::array<std::atomic<std::uint64_t>, 600> by_status{};
   std::atomic<std::uint64_t> in_flight{0};
   std::atomic<std::uint64_t> accepted{0};
@@ -73,8 +76,9 @@ struct loop {
   bool add_listener(int fd, bool v6, std::error_code& ec);
   /// Closes the listener that accepts on `fd` if this loop has one (a timed-out adopt()).
   void close_listener_fd(int fd);
-  /// Shutdown began: accept what is queued, close listeners, tell every connection.
-  void begin_shutdown();
+  /// Shutdown began (to end by `deadline`): accept what is queued, close listeners, tell
+  /// every connection.
+  void begin_shutdown(std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max());
   /// Closes every listener of this loop; with `take_queued`, first accepts (and serves) the
   /// connections already waiting in the kernel's accept queue.
   void close_listeners(bool take_queued);

@@ -203,7 +203,7 @@ result<void> server::shutdown(graceful::deadline d) {
   bool first = impl_->state.compare_exchange_strong(expected, 1);
   if (first) impl_->notify_state();
   // Posted, not waited for: a loop busy in a handler gets to it when the handler returns.
-  for (auto& l : impl_->loops) asio::post(*l->ctx, [lp = l.get()] { lp->begin_shutdown(); });
+  for (auto& l : impl_->loops) asio::post(*l->ctx, [lp = l.get(), when = d.when()] { lp->begin_shutdown(when); });
   std::unique_lock lk(impl_->m);
   auto none_left = [&] { return impl_->live.load(std::memory_order_acquire) == 0; };
   bool done = true;

@@ -33,10 +33,11 @@ struct server_stats {
   /// Responses sent, by status code, only codes with a non-zero count, in ascending order.
   std::vector<std::pair<int, std::uint64_t>> responses_by_status;
   bool shutting_down = false;             ///< shutdown() or close() began
-  /// Requests in flight that close() cut (after a shutdown deadline, or a plain close()):
-  /// each one's client got no complete response.
+  /// Requests cut: in flight when close() ran (after a shutdown deadline, or a plain
+  /// close()), or whose body upload or response write was still going at shutdown()'s
+  /// deadline. Each one's client got no complete response.
   std::uint64_t cut_requests = 0;
-  /// Connections close() found still open and cut (those with a request in flight included).
+  /// Connections cut: still open when close() ran, or cut at shutdown()'s deadline as above.
   std::uint64_t cut_connections = 0;
   /// How long the last completed shutdown() took (zero before one completed).
   std::chrono::nanoseconds last_shutdown_duration{0};
@@ -45,8 +46,10 @@ struct server_stats {
 /// An HTTP/1.1 server on Boost.Asio. Thread-safe: every member may be called from any thread.
 ///
 /// Shutdown, in order (each step is one sentence of the contract):
-///  1. Listeners close at once: new connections are refused by the kernel (or, with a
-///     handed-over socket, accepted by whoever still holds it).
+///  1. Listeners close at once, after the connections already queued in the kernel are
+///     accepted (and served with `Connection: close`): later ones are refused by the kernel
+///     (or, with a handed-over socket, accepted by whoever still holds it).
+///     stop_accepting() closes them without taking the queue (for a hand-over).
 ///  2. Requests in flight run to completion; their responses carry `Connection: close`;
 ///     handlers see their request's stop_token requested.
 ///  3. A connection without a complete request (idle keep-alive or new) gets
@@ -54,7 +57,11 @@ struct server_stats {
 ///     `Connection: close`. Bytes already received count as arrived (no golang/go#65802 race).
 ///  4. Every close is a lingering close: FIN first, then input is discarded for a bounded
 ///     time, so a client that was answered never sees a RST.
-///  5. shutdown() returns the moment the last connection is gone, or errc::shutdown_timeout
+///  5. A request body still being uploaded, or a response still being written, at the
+///     deadline is cut then (a 408 for the upload), not at body_read_timeout/write_timeout.
+///     A request that raced in as a grace ended is read for one more grace at most, once,
+///     and only on a connection that had sent nothing when its grace began.
+///  6. shutdown() returns the moment the last connection is gone, or errc::shutdown_timeout
 ///     at the deadline; close() then cuts what is left.
 class server {
 public:

@@ -292,3 +292,89 @@ TEST(http_shutdown, connections_queued_in_the_accept_backlog_at_shutdown_are_ser
   EXPECT_TRUE(done.get());
   EXPECT_TRUE(refused(port));
 }
+
+namespace {
+
+/// Slow clients' timeouts far beyond the shutdown deadlines below: only the deadline can end them.
+http::options slow_client_options() {
+  auto o = one_loop(std::chrono::milliseconds(200));
+  o.body_read_timeout = std::chrono::seconds(60);
+  o.write_timeout = std::chrono::seconds(60);
+  o.header_read_timeout = std::chrono::seconds(60);
+  return o;
+}
+
+} // namespace
+
+TEST(http_shutdown, a_slow_upload_is_cut_at_the_shutdown_deadline_not_at_the_body_timeout) {
+  test_server ts(slow_client_options());
+  http_conn c(ts.port);
+  ASSERT_TRUE(c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n0123456789"));
+  ASSERT_TRUE(ts.wait_in_flight(1));
+  auto first = ts.server->shutdown(deadline::after(std::chrono::seconds(1)));
+  (void)first;  // the cut happens at this deadline: either outcome of the race with it is fine
+  // Far inside the 60 s body timeout: the connection ended itself at the first deadline.
+  auto again = ts.server->shutdown(secs(20));
+  EXPECT_TRUE(again) << again.error().message();
+  EXPECT_EQ(ts.server->stats().cut_requests, 1u);
+  auto r = c.read_response(secs(5));
+  if (r) {
+    EXPECT_EQ(r->status, 408);
+  }
+}
+
+TEST(http_shutdown, a_slow_reader_is_cut_at_the_shutdown_deadline_not_at_the_write_timeout) {
+  http::router routes;
+  // More than loopback's socket buffers hold, so the write blocks on a client that never reads.
+  routes.get("/big", [](http::context& c) { c.response.body.assign(64u << 20, 'b'); });
+  http::server s(std::move(routes), slow_client_options());
+  int port = s.listen("127.0.0.1:0").value();
+  http_conn c(port);
+  ASSERT_TRUE(c.send(get_request("/big")));
+  // The response is counted when its write starts.
+  ASSERT_TRUE(eventually([&] { return !s.stats().responses_by_status.empty(); }, secs(10)));
+  auto first = s.shutdown(deadline::after(std::chrono::seconds(1)));
+  (void)first;
+  auto again = s.shutdown(secs(20));
+  EXPECT_TRUE(again) << again.error().message();
+  EXPECT_EQ(s.stats().cut_requests, 1u);
+}
+
+TEST(http_shutdown, a_header_trickling_in_during_shutdown_is_not_rescued_past_the_grace) {
+  // A connection with part of a header when shutdown began gets the grace and no more, even
+  // when bytes are waiting as the grace ends (they are, here: they arrived while the loop was
+  // held by a handler). Only a connection that had sent nothing may read a request that raced
+  // in at the end of its grace, and only once.
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  std::atomic<bool> blocked{false};
+  http::router routes;
+  routes.get("/", [](http::context& c) { c.response.body = "hello"; });
+  routes.get("/block", [&](http::context& c) {
+    blocked = true;
+    released.wait();
+    c.response.body = "unblocked";
+  });
+  http::server s(std::move(routes), slow_client_options());
+  int port = s.listen("127.0.0.1:0").value();
+  http_conn trickler(port);
+  ASSERT_TRUE(trickler.send("GET / HTTP/1.1\r\nHost: t\r\n"));
+  http_conn holder(port);
+  ASSERT_TRUE(holder.send(get_request("/")));
+  ASSERT_TRUE(holder.read_response(secs(5)));
+  ASSERT_TRUE(eventually([&] { return s.stats().open_connections == 2; }, secs(5)));
+  auto done = std::async(std::launch::async, [&] { return s.shutdown(secs(20)); });
+  ASSERT_TRUE(eventually([&] { return refused(port); }, secs(5)));  // the loop began its shutdown
+  // Within the holder's grace: answered, and it holds the loop past the trickler's grace.
+  ASSERT_TRUE(holder.send(get_request("/block")));
+  ASSERT_TRUE(eventually([&] { return blocked.load(); }, secs(5)));
+  // More than one read takes (4 KiB), so bytes are still waiting after the first.
+  ASSERT_TRUE(trickler.send("X-Pad: " + std::string(12000, 'p')));
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));  // past the 200 ms grace
+  release.set_value();
+  EXPECT_TRUE(holder.read_response(secs(10)));
+  auto end = trickler.read_until_close(secs(10));
+  EXPECT_TRUE(end == read_end::eof || end == read_end::reset);
+  ASSERT_EQ(done.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  EXPECT_TRUE(done.get());
+}
