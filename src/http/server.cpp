@@ -61,7 +61,20 @@ server::server(http::router routes, options opts) : impl_(std::make_shared<detai
     l->thread = std::thread([lp = l.get()] {
       auto name = "http-" + std::to_string(lp->index);
       pthread_setname_np(pthread_self(), name.c_str());
-      lp->ctx->run();
+      // A handler's own Asio work (a post, a timer callback) that throws escapes run(): out
+      // of a thread function that would be std::terminate, silently killing the process.
+      // It concerns that one piece of work, so log it and go on (Asio allows run() again
+      // after an exception, without restart()).
+      for (;;) {
+        try {
+          lp->ctx->run();
+          return;
+        } catch (const std::exception& e) {
+          lp->srv.log().error("http: loop {}: exception escaped the event loop: {}; the loop goes on", lp->index, e.what());
+        } catch (...) {
+          lp->srv.log().error("http: loop {}: non-std::exception escaped the event loop; the loop goes on", lp->index);
+        }
+      }
     });
   }
 }

@@ -6,6 +6,11 @@
 #include <cerrno>
 #include <future>
 
+#include <spdlog/logger.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
+
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -325,4 +330,34 @@ TEST(http_server, stop_accepting_refuses_new_clients_and_keeps_serving_open_conn
   EXPECT_FALSE(r->closes());
   EXPECT_EQ(ts.server->listen("127.0.0.1:0").error(), http::errc::server_closed);
   EXPECT_TRUE(ts.server->shutdown(secs(10)));
+}
+
+TEST(http_server, an_exception_escaping_the_event_loop_is_logged_and_the_loop_keeps_serving) {
+  // Issue 11 item 4: work a handler posts to its loop that throws escapes the loop's run();
+  // it must not terminate the process silently.
+  auto sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(64);
+  auto o = one_loop();
+  o.logger = std::make_shared<spdlog::logger>("loop-exception-test", sink);
+  http::router r;
+  r.get("/", [](http::context& c) { c.response.body = "hello"; });
+  r.get("/post-throw", [](http::context& c) -> boost::asio::awaitable<void> {
+    boost::asio::post(co_await boost::asio::this_coro::executor, [] { throw std::runtime_error("posted boom"); });
+    c.response.body = "posted";
+  });
+  http::server s(std::move(r), o);
+  int port = s.listen("127.0.0.1:0").value();
+  auto first = http_get(port, "/post-throw");
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->status, 200);
+  auto logged = [&] {
+    for (auto& line : sink->last_formatted())
+      if (line.find("exception escaped the event loop: posted boom") != std::string::npos) return true;
+    return false;
+  };
+  EXPECT_TRUE(eventually(logged, secs(5)));
+  auto after = http_get(port, "/");
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->status, 200);
+  EXPECT_EQ(after->body, "hello");
+  EXPECT_TRUE(s.shutdown(secs(10)));
 }
