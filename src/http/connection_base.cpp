@@ -24,6 +24,13 @@ void connection_base::end_request() noexcept {
   bump(loop_.in_flight, -1);
 }
 
+void connection_base::count_cut() noexcept {
+  if (cut_counted_) return;
+  cut_counted_ = true;
+  bump(loop_.cut_requests);
+  bump(loop_.cut_connections);
+}
+
 void connection_base::finish() noexcept {
   if (!registered_) return;
   registered_ = false;

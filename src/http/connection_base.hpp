@@ -78,6 +78,10 @@ protected:
   std::uint32_t requests_in_flight() const noexcept { return in_flight_; }
   /// Unregisters from the loop: counters, list, and shutdown's count. Idempotent.
   void finish() noexcept;
+  /// This connection lost a request at the shutdown deadline (e.g. a body upload or a
+  /// response write still going): counted once in server_stats::cut_requests and
+  /// cut_connections; close() then does not count it again.
+  void count_cut() noexcept;
 
   loop& loop_;
 
@@ -86,6 +90,7 @@ private:
   std::size_t index_ = 0;  // position in loop::conns
   std::uint32_t in_flight_ = 0;
   bool registered_ = false;
+  bool cut_counted_ = false;
 };
 
 } // namespace graceful::http::detail

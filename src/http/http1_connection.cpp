@@ -183,13 +183,6 @@ clock_type::time_point http1_connection::bounded(std::chrono::milliseconds timeo
   return std::min(clock_type::now() + timeout, loop_.shutdown_deadline);
 }
 
-void http1_connection::count_cut() noexcept {
-  if (cut_counted_) return;  // a body cut, then its 408's write cut: one request
-  cut_counted_ = true;
-  bump(loop_.cut_requests);
-  bump(loop_.cut_connections);
-}
-
 std::chrono::milliseconds http1_connection::header_or_grace(std::chrono::milliseconds normal) const {
   return loop_.draining ? std::min(normal, opts_.shutdown_idle_grace) : normal;
 }

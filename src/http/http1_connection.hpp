@@ -62,8 +62,7 @@ private:
   std::chrono::milliseconds header_or_grace(std::chrono::milliseconds normal) const;
   /// now + `timeout`, but never past the shutdown's deadline once one began.
   clock_type::time_point bounded(std::chrono::milliseconds timeout) const;
-  /// A body read or a response write was cut at the shutdown deadline: counted as a cut.
-  void count_cut() noexcept;
+
 
   // I/O.
   boost::asio::awaitable<std::size_t> read_some();
@@ -110,7 +109,6 @@ private:
   /// a request that raced in as the grace ended may still be read (once, see read_header).
   bool grace_from_idle_ = false;
   bool rescued_ = false;
-  bool cut_counted_ = false;
 };
 
 } // namespace graceful::http::detail

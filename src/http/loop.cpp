@@ -155,10 +155,14 @@ void loop::begin_close() {
   closing = true;
   auto copy = conns;
   // Counted before the cut: what a stop loses is reported (exit status, log, /metrics).
-  std::uint64_t requests = 0;
-  for (auto* c : copy) requests += c->in_flight_;
+  std::uint64_t requests = 0, connections = 0;
+  for (auto* c : copy) {
+    if (c->cut_counted_) continue;  // its loss at the shutdown deadline is already counted
+    requests += c->in_flight_;
+    ++connections;
+  }
   bump(cut_requests, static_cast<std::int64_t>(requests));
-  bump(cut_connections, static_cast<std::int64_t>(copy.size()));
+  bump(cut_connections, static_cast<std::int64_t>(connections));
   for (auto* c : copy) c->force_close();
 }
 

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "graceful_server.hpp"
+#include "http_client.hpp"
 #include "process.hpp"
 
 using namespace graceful::test;
@@ -136,6 +137,22 @@ TEST(graceful_server, sigterm_that_cuts_a_request_at_the_deadline_exits_1_and_sa
   EXPECT_NE(s.proc->output().find("the shutdown deadline cut 1 requests in flight on 1 connections"), std::string::npos)
       << s.proc->output();
   EXPECT_NE(slow.wait(deadline::after(15s)), 0);  // the client saw the cut: no response
+}
+
+TEST(graceful_server, sigterm_with_a_slow_upload_exits_1_by_its_deadline_not_the_body_timeout) {
+  // The upload would be allowed 60 s (body_read_timeout); the stop's budget is 2 s. The
+  // process ends by its deadline (the wait below allows 15 s: well short of 60) and says
+  // that it cut the request.
+  server_proc s({"--shutdown-timeout", "2s"});
+  http_conn up(s.port);
+  ASSERT_TRUE(up.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n0123456789"));
+  ASSERT_TRUE(eventually([&] {
+    return curl({s.url("/metrics")}).output.find("graceful_http_in_flight_requests 2") != std::string::npos;
+  }, deadline::after(5s)));
+  s.proc->signal(SIGTERM);
+  EXPECT_EQ(s.proc->wait(deadline::after(15s)), 1) << s.proc->output();
+  EXPECT_NE(s.proc->output().find("the shutdown deadline cut 1 requests in flight"), std::string::npos)
+      << s.proc->output();
 }
 
 TEST(graceful_server, readyz_is_503_during_the_drain_delay_while_requests_are_still_served) {
