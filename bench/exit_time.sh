@@ -5,20 +5,27 @@
 #   keepalive  one idle keep-alive connection open (it has served one request)
 #   inflight   one GET /slow?ms=2000 in flight, sent 200 ms before the signal
 # Each row also says whether the in-flight request got its 200 (a fast exit that cuts the
-# request is not a graceful one).
+# request is not a graceful one). A second table times the exit from the moment the client has
+# read its last response (issue 13 item 4), for a client that then misbehaves:
+#   keepopen   GET /slow?ms=300 in flight at the signal; the client reads the answer and keeps
+#              its socket open (idle-conns -keep-open)
+#   pipelined  the same, and after the server's FIN the client sends another request
+#              (idle-conns -keep-open -pipeline-after-fin)
+# with the RSTs those clients received (0 expected: the response was read, but a RST after a
+# request is what a client that had not read yet would lose its response to).
 #
 # Usage: bench/exit_time.sh [--runs N] [--servers LIST] [--bin-dir DIR]
 #   --servers  graceful,go-http,nginx (default all; nginx is measured with QUIT, its graceful
 #              stop, and with TERM, its fast stop). nginx has no sleep of its own, so its /slow
 #              is proxied to a go-http upstream.
 #   --runs N   runs per cell, the median is reported (default 3)
-# Exit times are polled from /proc every ~5 ms. Exit 1 on harness failure, 2 for bad usage.
+# Exit times are polled from /proc every ~1 ms. Exit 1 on harness failure, 2 for bad usage.
 set -euo pipefail
 PROG=exit_time.sh
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 servers=graceful,go-http,nginx runs=3
 BIN_DIR=$(find_bin_dir)
 while [ $# -gt 0 ]; do
@@ -34,6 +41,9 @@ done
 
 bench_init
 peers_init
+# A 1 ms sleep without a fork (read -t on a pipe nothing writes to), for the exit polls.
+exec {nap_fd}<> <(:)
+nap() { read -r -t "$1" -u "$nap_fd" _ || true; }
 IFS=, read -r -a wanted <<<"$servers"
 rows=()
 for k in "${wanted[@]}"; do
@@ -67,6 +77,14 @@ one_run() {
       until grep -q '^open 1' "$STATE/holder.out"; do
         [ "$(now_ns)" -lt "$end" ] || die "$kind: keep-alive connection not opened"; sleep 0.01
       done ;;
+    keepopen|pipelined)
+      local -a flags=(-keep-open)
+      [ "$case" = pipelined ] && flags+=(-pipeline-after-fin)
+      : >"$STATE/holder.out"
+      "$PEERS/idle-conns" -addr "127.0.0.1:$port" -n 1 -path '/slow?ms=300' -hold 30s "${flags[@]}" \
+        >"$STATE/holder.out" 2>&1 &
+      holder=$!
+      sleep 0.15 ;;
     inflight)
       curl -s --max-time 10 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/slow?ms=2000" \
         >"$STATE/curl.out" 2>/dev/null &
@@ -78,11 +96,15 @@ one_run() {
   kill "-$sig" "$pid"
   while alive "$pid"; do
     [ $(( $(now_ns) - t0 )) -lt 30000000000 ] || die "$kind still running 30 s after SIG$sig"
-    sleep 0.004
+    nap 0.001
   done
   t1=$(now_ns)
   if [ -n "$curl_pid" ]; then wait "$curl_pid" || true; code=$(cat "$STATE/curl.out"); fi
-  if [ -n "$holder" ]; then kill "$holder" 2>/dev/null || true; wait "$holder" 2>/dev/null || true; fi
+  if [ -n "$holder" ]; then
+    # The pipelined request goes out once the client sees the FIN: give it that moment.
+    [ "$case" = pipelined ] && sleep 0.1
+    kill "$holder" 2>/dev/null || true; wait "$holder" 2>/dev/null || true
+  fi
   # Stop what is left of this server (nginx workers finishing), not the nginx upstream.
   local g
   for g in $(sort -u "$STATE/groups"); do
@@ -91,7 +113,20 @@ one_run() {
   done
   grep -x "${upstream_group:-none}" "$STATE/groups" >"$STATE/groups.keep" || true
   mv "$STATE/groups.keep" "$STATE/groups"
-  awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", (b-a)/1e6}'; echo " $code"
+  case "$case" in
+    keepopen|pipelined)
+      # ms from the client's read of the response to the exit; the RSTs it got.
+      local answered resets
+      answered=$(awk '/^answered-at-ns/ {print $2}' "$STATE/holder.out")
+      resets=$(awk '/^reset/ {print $2}' "$STATE/holder.out")
+      if [ -z "$answered" ] || [ "$answered" = 0 ]; then
+        log "$kind $case: no response read: $(tr '\n' ' ' <"$STATE/holder.out")"
+        echo "cut ${resets:-?}"
+      else
+        awk -v a="$answered" -v b="$t1" 'BEGIN {printf "%.1f", (b-a)/1e6}'; echo " ${resets:-?}"
+      fi ;;
+    *) awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", (b-a)/1e6}'; echo " $code" ;;
+  esac
 }
 
 echo "# exit_time.sh $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -117,4 +152,28 @@ for row in "${rows[@]}"; do
     line+=" $(tr ' ' '\n' <<<"$ms" | grep . | median) |"
   done
   echo "$line $(tr ' ' '\n' <<<"$codes" | grep . | sort | uniq -c | awk '{printf "%s%s x%s", (NR>1?", ":""), ($2=="000"?"failed":$2), $1}') |"
+done
+
+echo
+echo "# ms from the client having read its last response (GET /slow?ms=300 in flight at the signal) to the exit, median of $runs runs; RSTs the client got over all runs"
+echo
+echo "| server | signal | client keeps the socket open (ms) | its RSTs | pipelined request after the FIN (ms) | its RSTs |"
+echo "|---|---|---:|---:|---:|---:|"
+for row in "${rows[@]}"; do
+  read -r kind sig <<<"$row"
+  have_kind "$kind" || continue
+  line="| $kind | SIG$sig |"
+  for case in keepopen pipelined; do
+    ms= rst=0 cut=0
+    for r in $(seq 1 "$runs"); do
+      read -r t x <<<"$(one_run "$kind" "$sig" "$case")"
+      [ -n "$t" ] || exit 1
+      if [ "$t" = cut ]; then cut=$(( cut + 1 )); else ms+="$t "; fi
+      [[ "$x" =~ ^[0-9]+$ ]] && rst=$(( rst + x ))
+      log "$kind SIG$sig $case run $r: exit ${t} ms after the response, RSTs: $x"
+    done
+    if [ "$cut" -gt 0 ]; then line+=" request cut in $cut of $runs runs | $rst |"
+    else line+=" $(tr ' ' '\n' <<<"$ms" | grep . | median) | $rst |"; fi
+  done
+  echo "$line"
 done

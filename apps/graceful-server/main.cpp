@@ -50,13 +50,14 @@ struct config {
   std::string takeover_socket;  // offer our sockets here once ready
   std::string diag_dir;
   std::string log_level = "info";
+  std::chrono::milliseconds linger_timeout{1000};  // http::options::linger_timeout's default
 };
 
 /// Fills `cfg`; returns -1 to go on, or the exit code (0 after --help/--version, 2 on errors).
 int parse_flags(int argc, char** argv, config& cfg) {
   CLI::App app{"graceful-server: an HTTP/1.1 server that drains, restarts and upgrades without losing a request"};
   app.set_version_flag("--version", std::string("graceful-server ") + GRACEFUL_VERSION);
-  std::string drain = "0", timeout = "25s", upgrade_timeout = "60s";
+  std::string drain = "0", timeout = "25s", upgrade_timeout = "60s", linger = "1s";
   std::vector<std::string> listen;
   app.add_option("--listen", listen, "ADDR:PORT to listen on (repeatable; default: every socket inherited by socket activation, "
                  "else 127.0.0.1:8080)");
@@ -71,6 +72,9 @@ int parse_flags(int argc, char** argv, config& cfg) {
   app.add_option("--takeover-socket", cfg.takeover_socket,
                  "once ready, offer the listening sockets on this UNIX socket (0600) to a --takeover");
   app.add_option("--diag-dir", cfg.diag_dir, "where SIGUSR1 dumps and SIGUSR2 profiles go (default: temp dir)");
+  app.add_option("--linger-timeout", linger,
+                 "after a connection's last response, how long at most to drain what the client still sends "
+                 "(default 1s; it ends much sooner once the client has the whole response)");
   app.add_option("--log-level", cfg.log_level, "trace, debug, info, warn, error, critical or off (default info)");
   try {
     app.parse(argc, argv);
@@ -97,6 +101,10 @@ int parse_flags(int argc, char** argv, config& cfg) {
     return fail("--upgrade-timeout: not a positive duration: '" + upgrade_timeout + "' (try 30s, 2m)");
   cfg.upgrade_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*u);
   if (cfg.upgrade_timeout.count() == 0) cfg.upgrade_timeout = std::chrono::milliseconds(1);
+  auto l = graceful::parse_duration(linger);
+  if (!l || *l < std::chrono::nanoseconds::zero())
+    return fail("--linger-timeout: not a duration: '" + linger + "' (try 250ms, 5s)");
+  cfg.linger_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*l);
   if (!listen.empty()) {
     cfg.listen = listen;
     cfg.listen_given = true;
@@ -196,6 +204,7 @@ int main(int argc, char** argv) {
   graceful_server::app app{lc};
   http::options so;
   so.threads = cfg.threads;
+  so.linger_timeout = cfg.linger_timeout;
   http::server server(graceful_server::make_routes(app), so);
   app.server = &server;
   auto http_reg = http::attach(server, lc);

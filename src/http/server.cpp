@@ -42,6 +42,7 @@ std::optional<options_error> validate(const options& o) {
   if (o.threads > 1024) return bad("threads", "must be <= 1024");
   if (o.max_header_bytes < 64) return bad("max_header_bytes", "must be >= 64");
   if (o.max_connections == 0) return bad("max_connections", "must be > 0");
+  if (o.linger_quiet.count() < 0) return bad("linger_quiet", "must be >= 0");
   return std::nullopt;
 }
 

@@ -21,6 +21,16 @@ inline constexpr std::size_t flush_threshold = 64 * 1024;
 /// a keep-alive connection.
 inline constexpr std::size_t shrink_threshold = 256 * 1024;
 
+/// Lingering close, while the response is not yet acknowledged: the kernel gives no event
+/// for an ACK, so the connection asks again after its lowest round-trip time, kept within
+/// these bounds (the first keeps a loopback client from costing a wake-up per microsecond,
+/// the second keeps the close, and so the exit, within a few ms of the delivery).
+inline constexpr std::chrono::microseconds linger_poll_min{1000};
+inline constexpr std::chrono::microseconds linger_poll_max{4000};
+/// The RTT multiple lingering close waits, after the delivery, for input the client sent
+/// before it saw our FIN (options::linger_quiet is the floor).
+inline constexpr int linger_quiet_rtts = 4;
+
 /// Accept errors that concern the process (EMFILE, ENFILE, ENOBUFS, ENOMEM) leave the
 /// connection queued and the listener readable: retrying at once would spin. Back off
 /// from the first to the second value, doubling, as Go's net/http does.

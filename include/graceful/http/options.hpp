@@ -46,6 +46,16 @@ struct options {
   std::chrono::milliseconds linger_timeout{std::chrono::seconds(1)};
   /// Lingering close discards at most this many bytes before closing anyway. Default 256 KiB.
   std::size_t linger_max_bytes = 256 * 1024;
+  /// Lingering close ends as soon as the kernel reports every byte of the response
+  /// acknowledged by the client and nothing unread, once no input has arrived for this long
+  /// (or for 4 x the connection's lowest measured round-trip time, when that is longer):
+  /// a client that got its response but keeps its socket open no longer holds the
+  /// connection, and so the exit, for linger_timeout. Input that arrives restarts the quiet
+  /// time, so a client that pipelines a request after our FIN is drained, not reset;
+  /// linger_timeout and linger_max_bytes still bound the whole. Default 2 ms: a client sends
+  /// whatever it had queued within one round trip of our FIN, and the exit stays within
+  /// 5 ms of the last response's delivery. 0: close the moment the response is acknowledged.
+  std::chrono::milliseconds linger_quiet{2};
 
   /// Largest request line + header accepted; more gets 431. Default 32 KiB (nginx: 4 x 8 KiB).
   std::size_t max_header_bytes = 32 * 1024;

@@ -56,7 +56,8 @@ struct server_stats {
 ///     options::shutdown_idle_grace to send one; a request that arrives is answered with
 ///     `Connection: close`. Bytes already received count as arrived (no golang/go#65802 race).
 ///  4. Every close is a lingering close: FIN first, then input is discarded for a bounded
-///     time, so a client that was answered never sees a RST.
+///     time, so a client that was answered never sees a RST. It ends once the kernel reports
+///     the whole response acknowledged and no input has come for options::linger_quiet.
 ///  5. A request body still being uploaded, or a response still being written, at the
 ///     deadline is cut then (a 408 for the upload), not at body_read_timeout/write_timeout.
 ///     A request that raced in as a grace ended is read for one more grace at most, once,

@@ -1,0 +1,125 @@
+// Lingering close (issue 13 item 4): after a connection's last response the server shuts its
+// write side and drains input, so unread bytes never make the kernel send a RST that destroys
+// the response; but it closes as soon as the kernel says the client has the whole response
+// and nothing more is arriving, instead of waiting out linger_timeout for a client that keeps
+// its socket open. No timing is asserted: linger_timeout is set far above every wait here, so
+// a server that waits it out fails, however slow the machine.
+#include <chrono>
+#include <csignal>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <linux/sockios.h>
+
+#include "delay_proxy.hpp"
+#include "graceful_server.hpp"
+#include "http_client.hpp"
+#include "http_test_server.hpp"
+#include "process.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using graceful::deadline;
+namespace gt = graceful::test;
+namespace http = graceful::http;
+
+/// The client socket's TCP state (TCP_ESTABLISHED, TCP_CLOSE_WAIT once the server's FIN is
+/// in, TCP_CLOSE once a RST came), -1 when it cannot be read.
+int tcp_state_of(int fd) {
+  tcp_info ti{};
+  socklen_t len = sizeof ti;
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) return -1;
+  return ti.tcpi_state;
+}
+
+/// Bytes the client sent that the server's kernel has not acknowledged (SIOCOUTQ).
+int unacked_of(int fd) {
+  int n = -1;
+  return ::ioctl(fd, SIOCOUTQ, &n) == 0 ? n : -1;
+}
+
+} // namespace
+
+TEST(lingering_close, a_client_that_keeps_its_socket_open_does_not_hold_the_exit_for_linger_timeout) {
+  // 30 s of lingering allowed; the exit is waited for 15 s while the client holds its socket.
+  gt::server_proc s({"--linger-timeout", "30s"});
+  gt::http_conn c(s.port);
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.send(gt::get_request("/", "Connection: close\r\n")));
+  auto r = c.read_response(deadline::after(10s));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "Hello, World!\n");
+  EXPECT_TRUE(r->closes());
+  // The client read its response and keeps the socket open: it neither closes nor sends.
+  s.proc->signal(SIGTERM);
+  EXPECT_EQ(s.proc->wait(deadline::after(15s)), 0) << "still lingering on a delivered response?\n"
+                                                   << s.proc->output();
+  // The server's end closed with a FIN, never a RST (after a FIN a RST is invisible to
+  // read(); it shows in the socket's state).
+  EXPECT_EQ(tcp_state_of(c.fd()), TCP_CLOSE_WAIT);
+  EXPECT_EQ(c.read_until_close(deadline::after(5s)), gt::read_end::eof);
+}
+
+TEST(lingering_close, a_request_pipelined_after_the_servers_fin_is_drained_not_answered_with_a_reset) {
+  http::options o = gt::test_server::small_options();
+  // The quiet time is the window for input sent after the FIN: made long here so that it
+  // outlasts however late this thread runs; linger_timeout longer still.
+  o.linger_quiet = 30s;
+  o.linger_timeout = 60s;
+  gt::test_server ts(o);
+  gt::http_conn c(ts.port);
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.send(gt::get_request("/", "Connection: close\r\n")));
+  // The response and the FIN are in the client's kernel (it reads nothing yet)...
+  ASSERT_TRUE(gt::eventually([&] { return tcp_state_of(c.fd()) == TCP_CLOSE_WAIT; }, deadline::after(10s)));
+  // ...when the client pipelines another request, and waits until the server's kernel has
+  // acknowledged it, or answered it with a RST.
+  ASSERT_TRUE(c.send(gt::get_request("/")));
+  ASSERT_TRUE(gt::eventually([&] { return unacked_of(c.fd()) == 0 || tcp_state_of(c.fd()) == TCP_CLOSE; },
+                             deadline::after(10s)));
+  // A server that had closed answered those bytes with a RST (state CLOSE); one that
+  // lingers read and discarded them.
+  EXPECT_EQ(tcp_state_of(c.fd()), TCP_CLOSE_WAIT);
+  auto r = c.read_response(deadline::after(10s));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "hello");
+  EXPECT_TRUE(r->closes());
+  EXPECT_EQ(tcp_state_of(c.fd()), TCP_CLOSE_WAIT);
+  EXPECT_EQ(ts.server->stats().open_connections, 1u);  // still draining: the quiet time is long
+}
+
+TEST(lingering_close, a_client_behind_a_slow_path_gets_its_whole_response_then_a_fin) {
+  // Default linger settings. The client sends a request with Connection: close and, right
+  // behind it, another one with a 128 KiB body that the server never reads as a request: it is
+  // still arriving when the first response is done, so only the lingering close's drain keeps
+  // the kernel from resetting the connection under the response still on its 20 ms way.
+  gt::test_server ts;
+  gt::delay_proxy_options po;
+  po.upstream_port = ts.port;
+  po.delay = 20ms;
+  gt::delay_proxy proxy(po);
+  ASSERT_TRUE(proxy.ok()) << proxy.error().message();
+  gt::http_conn c(proxy.port());
+  ASSERT_TRUE(c.connected());
+  const std::string body(64 * 1024, 'b');
+  auto post = [](const std::string& b, std::string_view extra) {
+    return "POST /echo HTTP/1.1\r\nHost: a\r\n" + std::string(extra) + "Content-Length: " +
+           std::to_string(b.size()) + "\r\n\r\n" + b;
+  };
+  ASSERT_TRUE(c.send(post(body, "Connection: close\r\n") + post(std::string(128 * 1024, 'p'), "")));
+  auto r = c.read_response(deadline::after(20s));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body.size(), body.size());
+  EXPECT_TRUE(r->body == body);
+  EXPECT_TRUE(r->closes());
+  EXPECT_EQ(c.read_until_close(deadline::after(20s)), gt::read_end::eof);
+}
