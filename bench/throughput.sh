@@ -17,7 +17,8 @@
 #   --runs N           rounds per cell (>= 5 for the acceptance table); in each round every
 #                      server runs once, the order reversed every other round (default 5; 0
 #                      skips the throughput part)
-#   --idle-conns N     idle keep-alive connections for the RSS measurement (default 10000; 0 skips)
+#   --idle-conns LIST  idle keep-alive connection counts for the RSS measurement, comma-separated
+#                      (default 5000,10000; 0 skips)
 #   --bin-dir DIR      where graceful-server is (default build-release/bin, then build/bin)
 #   -h, --help
 # Per cell (workers x mode) and server: req/s (median of the rounds), x nginx and x floor (the
@@ -33,7 +34,7 @@ source "$(dirname "$0")/lib.sh"
 
 usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 servers=floor,graceful,nginx,go-http workers_list=1,2 modes=keepalive,close
-threads=1 conns=64 duration=3 runs=5 idle=10000
+threads=1 conns=64 duration=3 runs=5 idle=5000,10000
 all_args="$*"
 BIN_DIR=$(find_bin_dir)
 while [ $# -gt 0 ]; do
@@ -51,7 +52,8 @@ while [ $# -gt 0 ]; do
     *) echo "$PROG: unknown argument $1" >&2; usage 2 >&2 ;;
   esac
 done
-for v in "$threads" "$conns" "$duration" "$runs" "$idle"; do
+IFS=, read -r -a idle_counts <<<"$idle"
+for v in "$threads" "$conns" "$duration" "$runs" "${idle_counts[@]}"; do
   [[ "$v" =~ ^[0-9]+$ ]] || { echo "$PROG: not a count: $v" >&2; exit 2; }
 done
 [ "$duration" -ge 1 ] && [ "$conns" -ge "$threads" ] && [ "$threads" -ge 1 ] ||
@@ -167,16 +169,18 @@ if [ "$runs" -gt 0 ]; then
   printf '%s\n' "${table[@]}"
 fi
 
-[ "$idle" -gt 0 ] || exit 0
+[ "${idle_counts[0]}" -gt 0 ] || exit 0
 
 # Memory: a fresh server (workers: one per core), one request so lazy start-up allocations are
-# done, its RSS; then $idle keep-alive connections that each served one request, and the RSS again.
+# done, its RSS; then N keep-alive connections that each served one request, and the RSS again.
+max_idle=$(printf '%s\n' "${idle_counts[@]}" | sort -n | tail -1)
 ulimit -n "$(ulimit -Hn)"
-[ "$(ulimit -n)" -ge $(( idle + 100 )) ] || die "ulimit -n $(ulimit -n) is too low for $idle connections"
+[ "$(ulimit -n)" -ge $(( max_idle + 100 )) ] || die "ulimit -n $(ulimit -n) is too low for $max_idle connections"
 echo
-echo "# RSS with $idle idle keep-alive connections (each served one GET /): idle-conns -n $idle; load avg $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "| server | RSS before (KiB) | RSS with $idle conns (KiB) | per connection (bytes) | still open at the end |"
-echo "|---|---:|---:|---:|---:|"
+echo "# RSS with N idle keep-alive connections (each served one GET /): idle-conns -n N; load avg $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "| server | idle conns | RSS before (KiB) | RSS with the conns (KiB) | per connection (bytes) | still open at the end |"
+echo "|---|---:|---:|---:|---:|---:|"
+for idle in "${idle_counts[@]}"; do
 for k in "${kinds[@]}"; do
   p=$(free_port)
   start_kind "$k" "$(nproc)" keepalive "rss-$k" "$p"
@@ -200,6 +204,7 @@ for k in "${kinds[@]}"; do
   opened=$(awk '/^open/ {print $2}' "$fifo"); still=$(awk '/^still-open/ {print $2}' "$fifo")
   [ "${opened:-0}" -gt 0 ] || die "$k: no connection opened ($(cat "$STATE/idle-$k.err"))"
   per=$(awk -v a="$after" -v b="$before" -v n="$opened" 'BEGIN {printf "%.0f", (a-b)*1024/n}')
-  echo "| $k | $before | $after | $per | ${still:-?} of ${opened} |"
+  echo "| $k | $idle | $before | $after | $per | ${still:-?} of ${opened} |"
   stop_all_servers
+done
 done

@@ -5,12 +5,14 @@
 #include <cstddef>
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #include <boost/asio/buffer.hpp>
 
 namespace graceful::http::detail {
 
-/// A growable byte buffer with a read and a write index; memory is kept between requests.
+/// A growable byte buffer with a read and a write index; memory is kept between requests
+/// unless release() gives it back.
 class byte_buffer {
 public:
   /// The unread bytes.
@@ -26,6 +28,15 @@ public:
   }
   /// Drops every unread byte (capacity kept).
   void clear() noexcept { b_ = e_ = 0; }
+  /// Gives the memory back when nothing is unread (an idle connection holds no buffer);
+  /// the next prepare() allocates again.
+  void release() noexcept {
+    if (b_ != e_) return;
+    auto& c = cache();
+    if (cap_ == cached_size && c.size() < c.capacity()) c.push_back(std::move(p_));  // never allocates
+    p_.reset();
+    cap_ = b_ = e_ = 0;
+  }
   /// Room for at least `min` more bytes, after the unread ones (moved to the front or
   /// grown as needed; the unread bytes must stay contiguous for the parser).
   boost::asio::mutable_buffer prepare(std::size_t min) {
@@ -35,9 +46,15 @@ public:
         e_ -= b_;
         b_ = 0;
       }
-      if (cap_ - e_ < min) {
+      if (cap_ == 0 && min <= cached_size && !cache().empty()) {
+        p_ = std::move(cache().back());
+        cache().pop_back();
+        cap_ = cached_size;
+      } else if (cap_ - e_ < min) {
         std::size_t ncap = std::max(cap_ * 2, e_ + min);
-        auto np = std::make_unique<char[]>(ncap);
+        if (cap_ == 0 && ncap < cached_size) ncap = cached_size;
+        if (cache().capacity() == 0) cache().reserve(cache_max);
+        auto np = std::make_unique_for_overwrite<char[]>(ncap);
         if (e_) std::memcpy(np.get(), p_.get(), e_);
         p_ = std::move(np);
         cap_ = ncap;
@@ -49,6 +66,16 @@ public:
   void commit(std::size_t n) noexcept { e_ += n; }
 
 private:
+  // Blocks of the usual first size are kept per thread (each loop is one thread) for the next
+  // buffer: an idle connection gives its buffer back at every wait, and a malloc + free of
+  // 4 KiB for every keep-alive request is measurable. At most cache_max blocks (256 KiB).
+  static constexpr std::size_t cached_size = 4096;
+  static constexpr std::size_t cache_max = 64;
+  static std::vector<std::unique_ptr<char[]>>& cache() noexcept {
+    thread_local std::vector<std::unique_ptr<char[]>> c;
+    return c;
+  }
+
   std::unique_ptr<char[]> p_;
   std::size_t cap_ = 0, b_ = 0, e_ = 0;
 };

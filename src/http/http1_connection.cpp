@@ -292,6 +292,11 @@ asio::awaitable<void> http1_connection::linger_close() {
   socket_.close(ec);
 }
 
+void http1_connection::release_output() {
+  // An empty string of zero capacity holds no heap block.
+  if (out_.capacity() > std::string().capacity()) std::string().swap(out_);
+}
+
 void http1_connection::close_now() {
   phase_ = phase::done;
   error_code ec;
@@ -375,6 +380,29 @@ asio::awaitable<bool> http1_connection::read_header() {
       if (!sent) co_return false;
       // Shutdown may have begun during the write: its grace still bounds this wait.
       set_deadline(std::min(saved, grace_until_));
+    }
+    if (in_.empty() && !closed_ && !bytes_waiting()) {
+      // Nothing buffered and nothing arrived: wait for readability holding no buffer, so an
+      // idle connection costs its socket and this object, not a read buffer; the buffer is
+      // allocated again when bytes arrive. The deadline's timer cancels the wait as it
+      // cancels a read (read_some then reports the timeout). bytes_waiting() first: the
+      // loop's reactor is edge-triggered and a wait is not retried speculatively, so bytes
+      // that arrived before the wait began would never wake it.
+      in_.release();
+      release_output();
+      error_code wec;
+      co_await socket_.async_wait(tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, wec));
+      // Readable: read at once, without a second operation through the reactor (it would
+      // cost every keep-alive request one more trip through the loop's queue). Nothing read
+      // (EOF, error, timeout, spurious wake-up): read_some below sorts it out as before.
+      if (!wec && !closed_ && !timed_out_) {
+        auto buf = in_.prepare(read_size);
+        auto n = ::recv(socket_.native_handle(), buf.data(), buf.size(), MSG_DONTWAIT);
+        if (n > 0) {
+          in_.commit(static_cast<std::size_t>(n));
+          continue;
+        }
+      }
     }
     std::size_t got = co_await read_some();
     if (got == 0) {

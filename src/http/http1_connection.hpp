@@ -70,6 +70,8 @@ private:
   bool bytes_waiting();
   boost::asio::awaitable<void> linger_close();
   void close_now();
+  /// Gives back out_'s memory (idle: nothing to send).
+  void release_output();
 
   // Responses.
   void reset_response();
