@@ -51,6 +51,7 @@ struct config {
   std::string diag_dir;
   std::string log_level = "info";
   std::chrono::milliseconds linger_timeout{1000};  // http::options::linger_timeout's default
+  bool http2 = true;            // --http2=on|off
 };
 
 /// Fills `cfg`; returns -1 to go on, or the exit code (0 after --help/--version, 2 on errors).
@@ -59,6 +60,7 @@ int parse_flags(int argc, char** argv, config& cfg) {
   app.set_version_flag("--version", std::string("graceful-server ") + GRACEFUL_VERSION);
   std::string drain = "0", timeout = "25s", upgrade_timeout = "60s", linger = "1s";
   std::vector<std::string> listen;
+  std::string http2 = "on";
   app.add_option("--listen", listen, "ADDR:PORT to listen on (repeatable; default: every socket inherited by socket activation, "
                  "else 127.0.0.1:8080)");
   app.add_option("--threads", cfg.threads, "event loops; 0 = one per core (default 0)");
@@ -76,6 +78,9 @@ int parse_flags(int argc, char** argv, config& cfg) {
                  "after a connection's last response, how long at most to drain what the client still sends "
                  "(default 1s; it ends much sooner once the client has the whole response)");
   app.add_option("--log-level", cfg.log_level, "trace, debug, info, warn, error, critical or off (default info)");
+  app.add_option("--http2", http2,
+                 "on: HTTP/2 over cleartext (prior knowledge, Upgrade: h2c) beside HTTP/1.1 on every listener; "
+                 "off: HTTP/1.1 only (default on)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -110,6 +115,8 @@ int parse_flags(int argc, char** argv, config& cfg) {
     cfg.listen_given = true;
   }
   if (cfg.threads > 1024) return fail("--threads: at most 1024");
+  if (http2 != "on" && http2 != "off") return fail("--http2: 'on' or 'off', not '" + http2 + "'");
+  cfg.http2 = http2 == "on";
   if (spdlog::level::from_str(cfg.log_level) == spdlog::level::off && cfg.log_level != "off")
     return fail("--log-level: unknown level '" + cfg.log_level + "'");
   return -1;
@@ -205,6 +212,7 @@ int main(int argc, char** argv) {
   http::options so;
   so.threads = cfg.threads;
   so.linger_timeout = cfg.linger_timeout;
+  so.http2 = cfg.http2;
   http::server server(graceful_server::make_routes(app), so);
   app.server = &server;
   auto http_reg = http::attach(server, lc);

@@ -54,6 +54,22 @@ void metrics(app& a, http::context& c) {
   o += "# HELP graceful_http_cut_connections_total Connections still open and cut at a shutdown deadline.\n";
   o += "# TYPE graceful_http_cut_connections_total counter\n";
   o += "graceful_http_cut_connections_total " + std::to_string(s.cut_connections) + "\n";
+  o += "# HELP graceful_http2_streams_total HTTP/2 streams answered, by status code.\n";
+  o += "# TYPE graceful_http2_streams_total counter\n";
+  for (auto& [code, n] : s.http2_streams_by_status)
+    o += "graceful_http2_streams_total{code=\"" + std::to_string(code) + "\"} " + std::to_string(n) + "\n";
+  o += "# HELP graceful_http2_connections_accepted_total HTTP/2 connections (prior knowledge or h2c upgrade).\n";
+  o += "# TYPE graceful_http2_connections_accepted_total counter\n";
+  o += "graceful_http2_connections_accepted_total " + std::to_string(s.http2_connections) + "\n";
+  o += "# HELP graceful_http2_goaways_sent_total GOAWAY frames sent (shutdown notices, final GOAWAYs, errors).\n";
+  o += "# TYPE graceful_http2_goaways_sent_total counter\n";
+  o += "graceful_http2_goaways_sent_total " + std::to_string(s.http2_goaways_sent) + "\n";
+  o += "# HELP graceful_http2_streams_refused_total Streams refused (REFUSED_STREAM) after the final GOAWAY.\n";
+  o += "# TYPE graceful_http2_streams_refused_total counter\n";
+  o += "graceful_http2_streams_refused_total " + std::to_string(s.http2_streams_refused) + "\n";
+  o += "# HELP graceful_http2_streams_reset_total Streams the client reset (RST_STREAM received).\n";
+  o += "# TYPE graceful_http2_streams_reset_total counter\n";
+  o += "graceful_http2_streams_reset_total " + std::to_string(s.http2_streams_reset) + "\n";
   o += "# HELP graceful_lifecycle_phase The current lifecycle phase (1 for the current one).\n";
   o += "# TYPE graceful_lifecycle_phase gauge\n";
   auto now = a.lifecycle.current_phase();

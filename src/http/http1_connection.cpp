@@ -10,6 +10,7 @@
 #include <boost/asio/write.hpp>
 
 #include "http/dispatch.hpp"
+#include "http/h2_connection.hpp"
 #include "http/loop.hpp"
 #include "http/message_access.hpp"
 #include "http/response_writer.hpp"
@@ -297,6 +298,19 @@ void http1_connection::release_output() {
   if (out_.capacity() > std::string().capacity()) std::string().swap(out_);
 }
 
+void http1_connection::hand_over_to_h2(const request* upgraded, std::string_view settings) {
+  // The socket and the bytes read so far go to the HTTP/2 connection (which registers
+  // itself with the loop); this one ends without touching the socket again.
+  end_request();
+  timer_.cancel();
+  sleep_timer_.cancel();
+  std::string initial(in_.data(), in_.size());
+  in_.clear();
+  closed_ = true;
+  phase_ = phase::done;
+  start_h2_connection(loop_, std::move(socket_), initial, upgraded, settings);
+}
+
 void http1_connection::close_now() {
   phase_ = phase::done;
   error_code ec;
@@ -364,14 +378,24 @@ asio::awaitable<bool> http1_connection::read_header() {
         phase_ = phase::header;
         if (requests_) set_deadline(clock_type::now() + header_or_grace(opts_.header_read_timeout));
       }
-      auto n = parser_.feed(in_.data(), in_.size());
-      in_.consume(n);
-      auto st = parser_.current();
-      if (st == request_parser::state::error) {
-        co_await reply_error();
+      // HTTP/2 with prior knowledge shares the listener: its first bytes are the preface
+      // (RFC 9113 3.4), which no HTTP/1.1 request line starts with. A prefix of it: read on.
+      bool complete = false;
+      bool h2 = requests_ == 0 && opts_.http2 && looks_like_h2_preface({in_.data(), in_.size()}, complete);
+      if (h2 && complete) {
+        hand_over_to_h2(nullptr, {});
         co_return false;
       }
-      if (st != request_parser::state::need_more) break;
+      if (!h2) {
+        auto n = parser_.feed(in_.data(), in_.size());
+        in_.consume(n);
+        auto st = parser_.current();
+        if (st == request_parser::state::error) {
+          co_await reply_error();
+          co_return false;
+        }
+        if (st != request_parser::state::need_more) break;
+      }
     }
     if (!out_.empty()) {
       // Responses to pipelined requests went into out_ together; send them before waiting.
@@ -460,6 +484,17 @@ asio::awaitable<bool> http1_connection::read_body() {
 asio::awaitable<bool> http1_connection::handle() {
   phase_ = phase::handling;
   head_request_ = req_.method() == "HEAD";
+  // `Upgrade: h2c` (RFC 7540 3.2; curl --http2 on http:// asks for it): 101, then this
+  // request is answered as stream 1 of an HTTP/2 connection. Not while draining: a
+  // connection that is about to be closed gets its answer over HTTP/1.1.
+  std::string settings;
+  if (opts_.http2 && !loop_.draining && in_.empty() && wants_h2c_upgrade(req_, settings)) {
+    out_ += "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
+    bool sent = co_await flush();
+    if (!sent) co_return false;
+    hand_over_to_h2(&req_, settings);
+    co_return false;
+  }
   auto r = co_await dispatch(loop_.srv, req_, res_, *this);
   co_return r == dispatch_result::answered && !closed_;
 }

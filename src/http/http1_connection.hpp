@@ -72,6 +72,8 @@ private:
   void close_now();
   /// Gives back out_'s memory (idle: nothing to send).
   void release_output();
+  /// Gives the socket to an HTTP/2 connection (prior knowledge, or after a 101 for h2c).
+  void hand_over_to_h2(const request* upgraded, std::string_view settings);
 
   // Responses.
   void reset_response();

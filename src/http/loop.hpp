@@ -58,6 +58,9 @@ struct loop {
   /// What close() cut on this loop: requests in flight and connections still open.
   std::atomic<std::uint64_t> cut_requests{0};
   std::atomic<std::uint64_t> cut_connections{0};
+  // HTTP/2 (h2_connection.cpp); its responses count in by_status too.
+  std::array<std::atomic<std::uint64_t>, 600> h2_by_status{};
+  std::atomic<std::uint64_t> h2_accepted{0}, h2_streams{0}, h2_refused{0}, h2_reset{0}, h2_goaways{0};
   std::time_t date_sec = 0;
   char date_buf[64] = {};
   std::size_t date_len = 0;
@@ -70,6 +73,10 @@ struct loop {
   /// Counts one response sent with `status` (server_stats::responses_by_status).
   void count_status(int status) noexcept {
     if (status >= 100 && status < 600) bump(by_status[static_cast<std::size_t>(status)]);
+  }
+  /// Counts one HTTP/2 stream answered with `status` (server_stats::http2_streams_by_status).
+  void count_h2_status(int status) noexcept {
+    if (status >= 100 && status < 600) bump(h2_by_status[static_cast<std::size_t>(status)]);
   }
 
   /// Starts accepting on `fd` (a listening socket of `v6`/v4 family); false with `ec` set.

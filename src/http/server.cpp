@@ -43,6 +43,9 @@ std::optional<options_error> validate(const options& o) {
   if (o.max_header_bytes < 64) return bad("max_header_bytes", "must be >= 64");
   if (o.max_connections == 0) return bad("max_connections", "must be > 0");
   if (o.linger_quiet.count() < 0) return bad("linger_quiet", "must be >= 0");
+  if (o.http2_max_concurrent_streams == 0) return bad("http2_max_concurrent_streams", "must be > 0");
+  if (o.http2_stream_window < 65535 || o.http2_stream_window > 0x7fffffff)
+    return bad("http2_stream_window", "must be between 65535 and 2^31-1");
   return std::nullopt;
 }
 
@@ -246,16 +249,24 @@ spdlog::logger& server::logger() const noexcept { return impl_->log(); }
 
 server_stats server::stats() const {
   server_stats s;
-  std::array<std::uint64_t, 600> codes{};
+  std::array<std::uint64_t, 600> codes{}, h2codes{};
   for (auto& l : impl_->loops) {
     s.accepted_connections += l->accepted.load(std::memory_order_relaxed);
     s.in_flight_requests += l->in_flight.load(std::memory_order_relaxed);
     s.cut_requests += l->cut_requests.load(std::memory_order_relaxed);
     s.cut_connections += l->cut_connections.load(std::memory_order_relaxed);
     for (std::size_t i = 0; i < codes.size(); ++i) codes[i] += l->by_status[i].load(std::memory_order_relaxed);
+    for (std::size_t i = 0; i < h2codes.size(); ++i) h2codes[i] += l->h2_by_status[i].load(std::memory_order_relaxed);
+    s.http2_connections += l->h2_accepted.load(std::memory_order_relaxed);
+    s.http2_streams += l->h2_streams.load(std::memory_order_relaxed);
+    s.http2_streams_refused += l->h2_refused.load(std::memory_order_relaxed);
+    s.http2_streams_reset += l->h2_reset.load(std::memory_order_relaxed);
+    s.http2_goaways_sent += l->h2_goaways.load(std::memory_order_relaxed);
   }
-  for (std::size_t i = 0; i < codes.size(); ++i)
+  for (std::size_t i = 0; i < codes.size(); ++i) {
     if (codes[i]) s.responses_by_status.emplace_back(static_cast<int>(i), codes[i]);
+    if (h2codes[i]) s.http2_streams_by_status.emplace_back(static_cast<int>(i), h2codes[i]);
+  }
   auto c = impl_->connections.load(std::memory_order_relaxed);
   s.open_connections = c > 0 ? static_cast<std::uint64_t>(c) : 0;
   s.shutting_down = impl_->state.load() != 0;

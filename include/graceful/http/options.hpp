@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -70,6 +71,23 @@ struct options {
   int backlog = 4096;
   /// Value of the Server response header. Default "graceful"; empty: no Server header.
   std::string server_name = "graceful";
+
+  /// HTTP/2 over cleartext on the same listeners: prior knowledge (the connection preface,
+  /// detected on the first bytes) and `Upgrade: h2c`. Default on; off: HTTP/1.1 only (a
+  /// preface then gets 400, an h2c upgrade request is answered over HTTP/1.1).
+  bool http2 = true;
+  /// SETTINGS_MAX_CONCURRENT_STREAMS of each HTTP/2 connection. Default 100 (RFC 9113
+  /// 5.1.2 recommends no less). Header list size and body size limits are max_header_bytes
+  /// and max_body_bytes; body_read_timeout applies per stream, write_timeout to a stream
+  /// the client grants no flow-control window, idle_timeout to a connection with no stream.
+  std::uint32_t http2_max_concurrent_streams = 100;
+  /// Receive window of each stream (SETTINGS_INITIAL_WINDOW_SIZE). Default 1 MiB: an upload
+  /// of that size needs no WINDOW_UPDATE round trip.
+  std::uint32_t http2_stream_window = 1u << 20;
+  /// Shutdown, between the GOAWAY notice and the final GOAWAY: the longest wait for the
+  /// PING round trip that proves the client saw the notice. Default 1 s (nghttpx waits a
+  /// fixed 1 s; a round trip on a LAN is well under 1 ms).
+  std::chrono::milliseconds http2_ping_timeout{std::chrono::seconds(1)};
 
   /// Logger for one line per event (accept errors, handler exceptions). Null (default):
   /// spdlog's default logger, as lifecycle::options and upgrade::options do.

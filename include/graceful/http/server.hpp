@@ -41,6 +41,14 @@ struct server_stats {
   std::uint64_t cut_connections = 0;
   /// How long the last completed shutdown() took (zero before one completed).
   std::chrono::nanoseconds last_shutdown_duration{0};
+  // HTTP/2 (its responses are counted in responses_by_status too).
+  std::uint64_t http2_connections = 0;      ///< HTTP/2 connections accepted (prior knowledge or h2c)
+  std::uint64_t http2_streams = 0;          ///< request streams opened by clients
+  /// HTTP/2 streams answered, by status code (non-zero counts, ascending).
+  std::vector<std::pair<int, std::uint64_t>> http2_streams_by_status;
+  std::uint64_t http2_streams_refused = 0;  ///< RST_STREAM(REFUSED_STREAM) after the final GOAWAY
+  std::uint64_t http2_streams_reset = 0;    ///< streams the client reset (RST_STREAM received)
+  std::uint64_t http2_goaways_sent = 0;     ///< GOAWAY frames sent (shutdown notices, final, errors)
 };
 
 /// An HTTP/1.1 server on Boost.Asio. Thread-safe: every member may be called from any thread.
