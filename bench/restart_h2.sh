@@ -115,7 +115,7 @@ median() { sort -n | awk '{a[NR]=$1} END {if (NR == 0) print "?"; else if (NR % 
 echo "# restart_h2.sh $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "# machine: $(nproc) cores, load avg $(cut -d' ' -f1-3 /proc/loadavg); $(nginx -v 2>&1); h2load/nghttp2 $(pkg-config --modversion libnghttp2 2>/dev/null)"
 echo "# load: graceful-bench --h2 -c $conns -m $streams -d ${duration}s --at ${at}s --exec ACTION --json F; $runs runs each"
-printf '%-18s %4s %8s %8s %10s %10s %8s\n' scenario run failed retried p99_ms requests reconn
+printf '%-18s %4s %8s %8s %10s %10s %8s  %s\n' scenario run failed retried p99_ms requests reconn kinds
 IFS=, read -r -a scen_list <<<"$scenarios"
 for scen in "${scen_list[@]}"; do
   : >"$STATE/rows"
@@ -132,7 +132,8 @@ for scen in "${scen_list[@]}"; do
     failed=$(jq -r '.failures.total' "$json"); retried=$(jq -r '.connections.retried_streams' "$json")
     p99=$(jq -r '.action.window.latency_ms.p99' "$json"); requests=$(jq -r '.requests' "$json")
     reconn=$(jq -r '.connections.reconnects.total' "$json")
-    printf '%-18s %4s %8s %8s %10s %10s %8s\n' "$scen" "$run" "$failed" "$retried" "$p99" "$requests" "$reconn"
+    kinds=$(jq -r '[.failures | to_entries[] | select(.key != "total" and .value > 0) | "\(.key)=\(.value)"] | join(",")' "$json")
+    printf '%-18s %4s %8s %8s %10s %10s %8s  %s\n' "$scen" "$run" "$failed" "$retried" "$p99" "$requests" "$reconn" "${kinds:-none}"
     echo "$failed $retried $p99 $reconn" >>"$STATE/rows"
     stop_server
     sleep 0.2
