@@ -239,10 +239,9 @@ asio::awaitable<void> h2_connection::handle(std::shared_ptr<h2_connection> self,
 
 asio::awaitable<void> h2_connection::reader(std::shared_ptr<h2_connection> self) {
   auto& c = *self;
-  char buf[16 * 1024];
   for (;;) {
     error_code ec;
-    std::size_t n = co_await c.socket_.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+    std::size_t n = co_await c.socket_.async_read_some(asio::buffer(c.read_buf_), asio::redirect_error(asio::use_awaitable, ec));
     if (ec || n == 0) {
       c.peer_eof_ = true;
       break;
@@ -250,7 +249,7 @@ asio::awaitable<void> h2_connection::reader(std::shared_ptr<h2_connection> self)
     // Lingering close, or a connection error: discard until EOF or the linger cap, so the
     // kernel never answers unread bytes with a RST that would destroy our GOAWAY.
     if (c.lingering_ || c.closed_) continue;
-    c.session_.feed(buf, n);
+    c.session_.feed(c.read_buf_.data(), n);
     c.dispatch_ready();
     c.sync_counters();
     c.kick();
