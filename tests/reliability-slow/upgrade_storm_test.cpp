@@ -139,7 +139,9 @@ void fifty_upgrades_under_four_loads(int threads) {
   // keeps freed memory in its quarantine (up to 256 MiB a process), so RSS there says
   // nothing about leaks (there, LeakSanitizer turns a leak into a non-zero exit status,
   // which the tests that stop graceful-server and check for 0 would report).
-  if (!sanitized) EXPECT_LE(rss_max, 2 * rss_min + 8 * 1024) << "RSS grows across upgrades";
+  if (!sanitized) {
+    EXPECT_LE(rss_max, 2 * rss_min + 8 * 1024) << "RSS grows across upgrades";
+  }
   EXPECT_EQ(zombies, 0);
   EXPECT_EQ(others, 0);
   ::kill(live, SIGTERM);
