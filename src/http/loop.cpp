@@ -127,6 +127,7 @@ void loop::accept_queued(listener& li) {
   std::size_t n = 0;
   for (; n < max_accepts_at_close; ++n) {
     tcp::socket s = li.acceptor.accept(ec);
+    if (ec == asio::error::connection_aborted) continue;  // that one client left first
     if (ec) {
       if (ec != asio::error::would_block && ec != asio::error::try_again)
         srv.log().warn("http: accepting the queued connections before closing a listener: {}", ec.message());
