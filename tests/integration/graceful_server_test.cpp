@@ -139,6 +139,19 @@ TEST(graceful_server, sigterm_that_cuts_a_request_at_the_deadline_exits_1_and_sa
   EXPECT_NE(slow.wait(deadline::after(15s)), 0);  // the client saw the cut: no response
 }
 
+TEST(graceful_server, sigterm_that_cuts_an_http2_stream_at_the_deadline_exits_1_and_counts_it) {
+  server_proc s({"--shutdown-timeout", "1s"});
+  child slow({{program("curl"), "-sS", "--http2-prior-knowledge", "--max-time", "30", s.url("/slow?ms=8000")}});
+  ASSERT_TRUE(eventually([&] {
+    return curl({s.url("/metrics")}).output.find("graceful_http_in_flight_requests 2") != std::string::npos;
+  }, deadline::after(5s)));
+  s.proc->signal(SIGTERM);
+  EXPECT_EQ(s.proc->wait(deadline::after(15s)), 1) << s.proc->output();
+  EXPECT_NE(s.proc->output().find("the shutdown deadline cut 1 requests in flight on 1 connections"), std::string::npos)
+      << s.proc->output();
+  EXPECT_NE(slow.wait(deadline::after(15s)), 0);
+}
+
 TEST(graceful_server, sigterm_with_a_slow_upload_exits_1_by_its_deadline_not_the_body_timeout) {
   // The upload would be allowed 60 s (body_read_timeout); the stop's budget is 2 s. The
   // process ends by its deadline (the wait below allows 15 s: well short of 60) and says
