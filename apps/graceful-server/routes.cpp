@@ -31,56 +31,63 @@ void bad_request(http::context& c, std::string_view why) {
   c.response.body = std::string(why) + "\n";
 }
 
+/// One metric family in Prometheus' text format: its HELP and TYPE lines, then one sample
+/// per (labels, value) given to operator().
+class family {
+public:
+  family(std::string& out, std::string_view name, std::string_view type, std::string_view help)
+      : out_(out), name_(name) {
+    out_.append("# HELP ").append(name).append(" ").append(help).append("\n");
+    out_.append("# TYPE ").append(name).append(" ").append(type).append("\n");
+  }
+  /// A sample; `labels` is e.g. `code="200"` or empty.
+  template <class V> family& operator()(V value, std::string_view labels = {}) {
+    out_.append(name_);
+    if (!labels.empty()) out_.append("{").append(labels).append("}");
+    out_.append(" ").append(std::to_string(value)).append("\n");
+    return *this;
+  }
+
+private:
+  std::string& out_;
+  std::string_view name_;
+};
+
+template <class Map> void by_code(family& f, const Map& counts) {
+  for (auto& [code, n] : counts) f(n, "code=\"" + std::to_string(code) + "\"");
+}
+
 void metrics(app& a, http::context& c) {
   auto s = a.server->stats();
   std::string& o = c.response.body;
   c.response.content_type = "text/plain; version=0.0.4; charset=utf-8";
-  o += "# HELP graceful_http_requests_total HTTP responses sent, by status code.\n";
-  o += "# TYPE graceful_http_requests_total counter\n";
-  for (auto& [code, n] : s.responses_by_status)
-    o += "graceful_http_requests_total{code=\"" + std::to_string(code) + "\"} " + std::to_string(n) + "\n";
-  o += "# HELP graceful_http_in_flight_requests Requests received and not yet answered.\n";
-  o += "# TYPE graceful_http_in_flight_requests gauge\n";
-  o += "graceful_http_in_flight_requests " + std::to_string(s.in_flight_requests) + "\n";
-  o += "# HELP graceful_http_open_connections Client connections open now.\n";
-  o += "# TYPE graceful_http_open_connections gauge\n";
-  o += "graceful_http_open_connections " + std::to_string(s.open_connections) + "\n";
-  o += "# HELP graceful_http_connections_accepted_total Client connections accepted.\n";
-  o += "# TYPE graceful_http_connections_accepted_total counter\n";
-  o += "graceful_http_connections_accepted_total " + std::to_string(s.accepted_connections) + "\n";
-  o += "# HELP graceful_http_cut_requests_total Requests in flight cut at a shutdown deadline (no complete response).\n";
-  o += "# TYPE graceful_http_cut_requests_total counter\n";
-  o += "graceful_http_cut_requests_total " + std::to_string(s.cut_requests) + "\n";
-  o += "# HELP graceful_http_cut_connections_total Connections still open and cut at a shutdown deadline.\n";
-  o += "# TYPE graceful_http_cut_connections_total counter\n";
-  o += "graceful_http_cut_connections_total " + std::to_string(s.cut_connections) + "\n";
-  o += "# HELP graceful_http2_streams_total HTTP/2 streams answered, by status code.\n";
-  o += "# TYPE graceful_http2_streams_total counter\n";
-  for (auto& [code, n] : s.http2_streams_by_status)
-    o += "graceful_http2_streams_total{code=\"" + std::to_string(code) + "\"} " + std::to_string(n) + "\n";
-  o += "# HELP graceful_http2_connections_accepted_total HTTP/2 connections (prior knowledge or h2c upgrade).\n";
-  o += "# TYPE graceful_http2_connections_accepted_total counter\n";
-  o += "graceful_http2_connections_accepted_total " + std::to_string(s.http2_connections) + "\n";
-  o += "# HELP graceful_http2_goaways_sent_total GOAWAY frames sent (shutdown notices, final GOAWAYs, errors).\n";
-  o += "# TYPE graceful_http2_goaways_sent_total counter\n";
-  o += "graceful_http2_goaways_sent_total " + std::to_string(s.http2_goaways_sent) + "\n";
-  o += "# HELP graceful_http2_streams_refused_total Streams refused (REFUSED_STREAM) after the final GOAWAY.\n";
-  o += "# TYPE graceful_http2_streams_refused_total counter\n";
-  o += "graceful_http2_streams_refused_total " + std::to_string(s.http2_streams_refused) + "\n";
-  o += "# HELP graceful_http2_streams_reset_total Streams the client reset (RST_STREAM received).\n";
-  o += "# TYPE graceful_http2_streams_reset_total counter\n";
-  o += "graceful_http2_streams_reset_total " + std::to_string(s.http2_streams_reset) + "\n";
-  o += "# HELP graceful_lifecycle_phase The current lifecycle phase (1 for the current one).\n";
-  o += "# TYPE graceful_lifecycle_phase gauge\n";
+  family requests(o, "graceful_http_requests_total", "counter", "HTTP responses sent, by status code.");
+  by_code(requests, s.responses_by_status);
+  family(o, "graceful_http_in_flight_requests", "gauge", "Requests received and not yet answered.")(s.in_flight_requests);
+  family(o, "graceful_http_open_connections", "gauge", "Client connections open now.")(s.open_connections);
+  family(o, "graceful_http_connections_accepted_total", "counter", "Client connections accepted.")(s.accepted_connections);
+  family(o, "graceful_http_cut_requests_total", "counter",
+         "Requests in flight cut at a shutdown deadline (no complete response).")(s.cut_requests);
+  family(o, "graceful_http_cut_connections_total", "counter",
+         "Connections still open and cut at a shutdown deadline.")(s.cut_connections);
+  family streams(o, "graceful_http2_streams_total", "counter", "HTTP/2 streams answered, by status code.");
+  by_code(streams, s.http2_streams_by_status);
+  family(o, "graceful_http2_connections_accepted_total", "counter",
+         "HTTP/2 connections (prior knowledge or h2c upgrade).")(s.http2_connections);
+  family(o, "graceful_http2_goaways_sent_total", "counter",
+         "GOAWAY frames sent (shutdown notices, final GOAWAYs, errors).")(s.http2_goaways_sent);
+  family(o, "graceful_http2_streams_refused_total", "counter",
+         "Streams refused (REFUSED_STREAM) after the final GOAWAY.")(s.http2_streams_refused);
+  family(o, "graceful_http2_streams_reset_total", "counter",
+         "Streams the client reset (RST_STREAM received).")(s.http2_streams_reset);
+  family phase(o, "graceful_lifecycle_phase", "gauge", "The current lifecycle phase (1 for the current one).");
   auto now = a.lifecycle.current_phase();
   for (int p = 0; p <= 4; ++p) {
     auto ph = static_cast<graceful::lifecycle::phase>(p);
-    o += "graceful_lifecycle_phase{phase=\"" + std::string(to_string(ph)) + "\"} " + (ph == now ? "1" : "0") + "\n";
+    phase(ph == now ? 1 : 0, "phase=\"" + std::string(to_string(ph)) + "\"");
   }
-  o += "# HELP graceful_http_last_shutdown_duration_seconds How long the last completed HTTP shutdown took.\n";
-  o += "# TYPE graceful_http_last_shutdown_duration_seconds gauge\n";
-  o += "graceful_http_last_shutdown_duration_seconds " +
-       std::to_string(std::chrono::duration<double>(s.last_shutdown_duration).count()) + "\n";
+  family(o, "graceful_http_last_shutdown_duration_seconds", "gauge", "How long the last completed HTTP shutdown took.")(
+      std::chrono::duration<double>(s.last_shutdown_duration).count());
 }
 
 } // namespace
