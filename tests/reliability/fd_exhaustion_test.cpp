@@ -22,6 +22,14 @@ using namespace std::chrono_literals;
 using graceful::deadline;
 
 TEST(fd_exhaustion, accept_loop_backs_off_without_spinning_or_dying_and_serves_again_when_fds_free_up) {
+#if defined(__SANITIZE_ADDRESS__)
+  // The ASan+UBSan build's vptr check probes memory through a pipe (IsAccessibleMemoryRange):
+  // with every descriptor in use the pipe fails and UBSan reports Asio's valid eof category
+  // as "not an object of type 'error_category'" ("memory cannot be printed") and stops the
+  // server. A suppression file did not silence it, so this one test runs in the plain and
+  // TSan builds only.
+  GTEST_SKIP() << "UBSan's vptr check needs a free descriptor; runs in the plain and TSan builds";
+#endif
   constexpr int fd_limit = 64;
   constexpr int clients = 300;  // far more than the server has descriptors
   raise_nofile(clients + 256);
