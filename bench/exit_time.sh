@@ -130,7 +130,7 @@ one_run() {
 }
 
 echo "# exit_time.sh $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-echo "# machine: $(nproc) cores, load avg $(cut -d' ' -f1-3 /proc/loadavg); graceful: $BIN_DIR ($(build_type "$BIN_DIR") build); $(nginx -v 2>&1); $(go version | cut -d' ' -f3)"
+echo "# machine: $(nproc) cores, load avg $(cut -d' ' -f1-3 /proc/loadavg); graceful: $(shown_path "$BIN_DIR") ($(build_type "$BIN_DIR") build); $(nginx -v 2>&1); $(go version | cut -d' ' -f3)"
 echo "# ms from the signal to the exit of the (master) process, median of $runs runs; inflight = GET /slow?ms=2000 sent 200 ms before the signal"
 echo
 echo "| server | signal | idle (ms) | one idle keep-alive conn (ms) | 2 s request in flight (ms) | in-flight request got |"

@@ -10,6 +10,15 @@ REPO=$(cd "$BENCH_DIR/.." && pwd)
 
 log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { printf '%s: %s\n' "$PROG" "$*" >&2; exit 1; }
+# shown_path PATH: PATH relative to the repository when inside it, else its last two parts, so
+# that the headers a script prints (and RESULTS.md quotes) name no directory of this machine.
+shown_path() {
+  case "$1" in
+    "$REPO"/*) printf '%s' "${1#"$REPO"/}" ;;
+    */*/*) printf '.../%s' "$(basename "$(dirname "$1")")/$(basename "$1")" ;;
+    *) printf '%s' "$1" ;;
+  esac
+}
 now_ns() { local t=${EPOCHREALTIME/[.,]/}; echo $(( t * 1000 )); }
 
 # bench_init [STATE_DIR]: a private state dir (servers' logs, pid files, nginx prefix) and the

@@ -23,7 +23,7 @@ done
 [ -f "$build/CMakeCache.txt" ] || { echo "no build in $build (cmake -S . -B $build ...)" >&2; exit 2; }
 cache() { sed -n "s/^$1:[A-Z]*=//p" "$build/CMakeCache.txt"; }
 type=$(cache CMAKE_BUILD_TYPE); san=$(cache GRACEFUL_SANITIZE)
-echo "tests: $build, CMAKE_BUILD_TYPE=${type:-none}, sanitizers: ${san:-none}; $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "tests: ${build#"$repo"/}, CMAKE_BUILD_TYPE=${type:-none}, sanitizers: ${san:-none}; $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); $(date -u '+%Y-%m-%d %H:%M UTC')"
 status=0
 
 # Fuzz rows.

@@ -79,9 +79,10 @@ done
 [ ${#kinds[@]} -gt 0 ] || die "no server to measure"
 clk_tck=$(getconf CLK_TCK)
 
+[ -n "${BIN_DIR:-}" ] && all_args=${all_args//"$BIN_DIR"/$(shown_path "$BIN_DIR")}
 echo "# throughput.sh $(date -u +%Y-%m-%dT%H:%M:%SZ): $PROG $all_args"
 echo "# machine: $(nproc) cores, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1), load avg $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# graceful-server: $BIN_DIR ($(build_type "$BIN_DIR") build); $(nginx -v 2>&1); $(go version | cut -d' ' -f3); $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"
+echo "# graceful-server: $(shown_path "$BIN_DIR") ($(build_type "$BIN_DIR") build); $(nginx -v 2>&1); $(go version | cut -d' ' -f3); $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"
 [ "$runs" -eq 0 ] ||
   echo "# wrk -t$threads -c$conns -d${duration}s --latency [-H 'Connection: close'] http://127.0.0.1:PORT/ ; $runs alternating rounds per cell"
 
