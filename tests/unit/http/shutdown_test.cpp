@@ -242,26 +242,35 @@ TEST(http_shutdown, close_cuts_idle_connections_at_once) {
   EXPECT_TRUE(eventually([&] { return ts.server->stats().open_connections == 0; }, secs(2)));
 }
 
+/// Routes `/` and `/block`. A request for /block holds its loop (a sync handler) until
+/// `release` is set, so that clients and bytes pile up in the kernel meanwhile.
+struct loop_blocker {
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<bool> blocked{false};
+  http::router routes() {
+    http::router r;
+    r.get("/", [](http::context& c) { c.response.body = "hello"; });
+    r.get("/block", [this](http::context& c) {
+      blocked = true;
+      released.wait();
+      c.response.body = "unblocked";
+    });
+    return r;
+  }
+};
+
 TEST(http_shutdown, connections_queued_in_the_accept_backlog_at_shutdown_are_served_not_reset) {
   // The loop is held in a sync handler, so clients pile up in the kernel's accept queue: they
   // completed the handshake and sent their request, but nobody accepted them yet. Shutdown
   // begins meanwhile; once the loop is free, each must get its answer (Connection: close),
   // never a reset for a connect that succeeded.
-  std::promise<void> release;
-  auto released = release.get_future().share();
-  std::atomic<bool> blocked{false};
-  http::router routes;
-  routes.get("/", [](http::context& c) { c.response.body = "hello"; });
-  routes.get("/block", [&](http::context& c) {
-    blocked = true;
-    released.wait();
-    c.response.body = "unblocked";
-  });
-  http::server s(std::move(routes), one_loop());
+  loop_blocker lb;
+  http::server s(lb.routes(), one_loop());
   int port = s.listen("127.0.0.1:0").value();
   http_conn holder(port);
   ASSERT_TRUE(holder.send(get_request("/block")));
-  ASSERT_TRUE(eventually([&] { return blocked.load(); }, secs(5)));
+  ASSERT_TRUE(eventually([&] { return lb.blocked.load(); }, secs(5)));
   constexpr int queued = 20;
   std::vector<std::unique_ptr<http_conn>> clients;
   for (int i = 0; i < queued; ++i) {
@@ -274,7 +283,7 @@ TEST(http_shutdown, connections_queued_in_the_accept_backlog_at_shutdown_are_ser
   // shutdown() posts its work to the loop right after the state change: give it a moment to
   // be queued ahead of the loop's next look at the listener (too early only hides the bug).
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  release.set_value();
+  lb.release.set_value();
   auto h = holder.read_response(secs(10));
   ASSERT_TRUE(h);
   EXPECT_EQ(h->body, "unblocked");
@@ -345,17 +354,8 @@ TEST(http_shutdown, a_header_trickling_in_during_shutdown_is_not_rescued_past_th
   // when bytes are waiting as the grace ends (they are, here: they arrived while the loop was
   // held by a handler). Only a connection that had sent nothing may read a request that raced
   // in at the end of its grace, and only once.
-  std::promise<void> release;
-  auto released = release.get_future().share();
-  std::atomic<bool> blocked{false};
-  http::router routes;
-  routes.get("/", [](http::context& c) { c.response.body = "hello"; });
-  routes.get("/block", [&](http::context& c) {
-    blocked = true;
-    released.wait();
-    c.response.body = "unblocked";
-  });
-  http::server s(std::move(routes), slow_client_options());
+  loop_blocker lb;
+  http::server s(lb.routes(), slow_client_options());
   int port = s.listen("127.0.0.1:0").value();
   http_conn trickler(port);
   ASSERT_TRUE(trickler.send("GET / HTTP/1.1\r\nHost: t\r\n"));
@@ -367,11 +367,11 @@ TEST(http_shutdown, a_header_trickling_in_during_shutdown_is_not_rescued_past_th
   ASSERT_TRUE(eventually([&] { return refused(port); }, secs(5)));  // the loop began its shutdown
   // Within the holder's grace: answered, and it holds the loop past the trickler's grace.
   ASSERT_TRUE(holder.send(get_request("/block")));
-  ASSERT_TRUE(eventually([&] { return blocked.load(); }, secs(5)));
+  ASSERT_TRUE(eventually([&] { return lb.blocked.load(); }, secs(5)));
   // More than one read takes (4 KiB), so bytes are still waiting after the first.
   ASSERT_TRUE(trickler.send("X-Pad: " + std::string(12000, 'p')));
   std::this_thread::sleep_for(std::chrono::milliseconds(600));  // past the 200 ms grace
-  release.set_value();
+  lb.release.set_value();
   EXPECT_TRUE(holder.read_response(secs(10)));
   auto end = trickler.read_until_close(secs(10));
   EXPECT_TRUE(end == read_end::eof || end == read_end::reset);
