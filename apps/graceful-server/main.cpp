@@ -22,16 +22,15 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
-#include <graceful/core/duration.hpp>
 #include <graceful/core/errc.hpp>
 #include <graceful/http/attach.hpp>
 #include <graceful/http/server.hpp>
 #include <graceful/lifecycle/lifecycle.hpp>
 #include <graceful/upgrade/upgrader.hpp>
 
+#include "cli/service_flags.hpp"
 #include "routes.hpp"
 
 namespace {
@@ -39,86 +38,45 @@ namespace {
 namespace http = graceful::http;
 
 struct config {
+  graceful::cli::service_flags service;  // --drain-delay, --shutdown-timeout, --pid-file, ... (src/cli)
   std::vector<std::string> listen{"127.0.0.1:8080"};
   bool listen_given = false;    // --listen on the command line: inherited sockets must match it
-  unsigned threads = 0;
-  std::chrono::milliseconds drain_delay{0};
-  std::chrono::milliseconds shutdown_timeout{25'000};
-  std::string pid_file;
-  std::chrono::milliseconds upgrade_timeout{60'000};
-  std::string takeover;         // take the sockets from the process offering them here
-  std::string takeover_socket;  // offer our sockets here once ready
-  std::string diag_dir;
-  std::string log_level = "info";
+  unsigned threads = 0;         // --threads, default 0: one event loop per core
   std::chrono::milliseconds linger_timeout{1000};  // http::options::linger_timeout's default
   bool http2 = true;            // --http2=on|off
 };
 
 /// Fills `cfg`; returns -1 to go on, or the exit code (0 after --help/--version, 2 on errors).
 int parse_flags(int argc, char** argv, config& cfg) {
-  CLI::App app{"graceful-server: an HTTP/1.1 server that drains, restarts and upgrades without losing a request"};
+  constexpr std::string_view program = "graceful-server";
+  CLI::App app{"graceful-server: an HTTP/1.1 and HTTP/2 server that drains, restarts and upgrades without losing a request"};
   app.set_version_flag("--version", std::string("graceful-server ") + GRACEFUL_VERSION);
-  std::string drain = "0", timeout = "25s", upgrade_timeout = "60s", linger = "1s";
+  std::string linger = "1s";
   std::vector<std::string> listen;
   std::string http2 = "on";
   app.add_option("--listen", listen, "ADDR:PORT to listen on (repeatable; default: every socket inherited by socket activation, "
                  "else 127.0.0.1:8080)");
   app.add_option("--threads", cfg.threads, "event loops; 0 = one per core (default 0)");
-  app.add_option("--drain-delay", drain, "keep serving this long with /readyz 503 before shutting down (default 0)");
-  app.add_option("--shutdown-timeout", timeout, "budget for the whole stop after the drain delay (default 25s)");
-  app.add_option("--pid-file", cfg.pid_file, "write the process id here (rewritten by the new process on upgrade)");
-  app.add_option("--upgrade-timeout", upgrade_timeout,
-                 "on SIGHUP, how long the new binary may take to be ready before it is killed (default 60s)");
-  app.add_option("--takeover", cfg.takeover,
-                 "take the listening sockets from the graceful-server offering them on this UNIX socket");
-  app.add_option("--takeover-socket", cfg.takeover_socket,
-                 "once ready, offer the listening sockets on this UNIX socket (0600) to a --takeover");
-  app.add_option("--diag-dir", cfg.diag_dir, "where SIGUSR1 dumps and SIGUSR2 profiles go (default: temp dir)");
+  cfg.service.add_to(app, {.program = std::string(program),
+                           .drain_delay_help = "keep serving this long with /readyz 503 before shutting down (default 0)"});
   app.add_option("--linger-timeout", linger,
                  "after a connection's last response, how long at most to drain what the client still sends "
                  "(default 1s; it ends much sooner once the client has the whole response)");
-  app.add_option("--log-level", cfg.log_level, "trace, debug, info, warn, error, critical or off (default info)");
   app.add_option("--http2", http2,
                  "on: HTTP/2 over cleartext (prior knowledge, Upgrade: h2c) beside HTTP/1.1 on every listener; "
                  "off: HTTP/1.1 only (default on)");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "graceful-server: %s\nRun with --help for usage.\n", e.what());
-    return 2;
-  }
-  auto fail = [](const std::string& msg) {
-    std::fprintf(stderr, "graceful-server: %s\n", msg.c_str());
-    return 2;
-  };
-  auto d = graceful::parse_duration(drain);
-  if (!d) return fail("--drain-delay: not a duration: '" + drain + "' (try 250ms, 5s)");
-  cfg.drain_delay = std::chrono::duration_cast<std::chrono::milliseconds>(*d);
-  auto t = graceful::parse_duration(timeout);
-  if (!t) return fail("--shutdown-timeout: not a duration: '" + timeout + "' (try 250ms, 5s)");
-  cfg.shutdown_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*t);
-  auto u = graceful::parse_duration(upgrade_timeout);
-  if (!u || *u <= std::chrono::nanoseconds::zero())
-    return fail("--upgrade-timeout: not a positive duration: '" + upgrade_timeout + "' (try 30s, 2m)");
-  cfg.upgrade_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*u);
-  if (cfg.upgrade_timeout.count() == 0) cfg.upgrade_timeout = std::chrono::milliseconds(1);
-  auto l = graceful::parse_duration(linger);
-  if (!l || *l < std::chrono::nanoseconds::zero())
-    return fail("--linger-timeout: not a duration: '" + linger + "' (try 250ms, 5s)");
-  cfg.linger_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*l);
+  if (int code = graceful::cli::parse(app, argc, argv, program); code >= 0) return code;
+  if (auto bad = cfg.service.check()) return graceful::cli::bad_flag(program, *bad);
+  auto l = graceful::cli::duration_flag(linger, false);
+  if (!l) return graceful::cli::bad_flag(program, "--linger-timeout: not a duration: '" + linger + "' (try 250ms, 5s)");
+  cfg.linger_timeout = *l;
   if (!listen.empty()) {
     cfg.listen = listen;
     cfg.listen_given = true;
   }
-  if (cfg.threads > 1024) return fail("--threads: at most 1024");
-  if (http2 != "on" && http2 != "off") return fail("--http2: 'on' or 'off', not '" + http2 + "'");
+  if (cfg.threads > 1024) return graceful::cli::bad_flag(program, "--threads: at most 1024");
+  if (http2 != "on" && http2 != "off") return graceful::cli::bad_flag(program, "--http2: 'on' or 'off', not '" + http2 + "'");
   cfg.http2 = http2 == "on";
-  if (spdlog::level::from_str(cfg.log_level) == spdlog::level::off && cfg.log_level != "off")
-    return fail("--log-level: unknown level '" + cfg.log_level + "'");
   return -1;
 }
 
@@ -177,25 +135,11 @@ graceful::result<std::vector<listener>> open_listeners(const config& cfg, gracef
 int main(int argc, char** argv) {
   config cfg;
   if (int code = parse_flags(argc, argv, cfg); code >= 0) return code;
-  spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+  spdlog::set_level(cfg.service.log_level);
   raise_fd_limit();
 
-  graceful::lifecycle::options lo;
-  lo.program_name = "graceful-server";
-  lo.drain_delay = cfg.drain_delay;
-  lo.shutdown_timeout = cfg.shutdown_timeout;
-  if (!cfg.diag_dir.empty()) lo.diag_dir = cfg.diag_dir;
-  graceful::lifecycle::lifecycle lc(lo);
-
-  graceful::upgrade::options uo;
-  uo.upgrade_timeout = cfg.upgrade_timeout;
-  // A new version not ready in time gets SIGTERM and drains what it accepted; it runs with
-  // these flags, so it needs their drain delay and shutdown timeout (and a moment for its own
-  // deadline exit) before the SIGKILL.
-  uo.child_stop_timeout = cfg.drain_delay + cfg.shutdown_timeout + std::chrono::seconds(1);
-  uo.pid_file = cfg.pid_file;
-  uo.takeover_from = cfg.takeover;
-  uo.takeover_socket = cfg.takeover_socket;
+  graceful::lifecycle::lifecycle lc(cfg.service.lifecycle_options());
+  auto uo = cfg.service.upgrade_options();
   auto up = graceful::upgrade::upgrader::create(uo);
   if (!up) {
     spdlog::error("cannot start: {}", up.error().message());

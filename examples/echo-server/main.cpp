@@ -26,9 +26,10 @@
 #include <spdlog/spdlog.h>
 
 #include <graceful/core/address.hpp>
-#include <graceful/core/duration.hpp>
 #include <graceful/lifecycle/lifecycle.hpp>
 #include <graceful/upgrade/upgrader.hpp>
+
+#include "cli/service_flags.hpp"
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
@@ -178,60 +179,31 @@ void session::finish() {
 } // namespace
 
 int main(int argc, char** argv) {
+  constexpr std::string_view program = "echo-server";
   CLI::App app{"TCP echo server that stops gracefully (graceful lifecycle example)"};
-  std::string listen = "127.0.0.1:9000", shutdown_timeout = "25s", drain_delay = "0s", log_level = "info",
-              diag_dir, pid_file, upgrade_timeout = "60s";
+  std::string listen = "127.0.0.1:9000";
+  graceful::cli::service_flags flags;  // --drain-delay, --shutdown-timeout, --pid-file, ... (src/cli)
   app.add_option("--listen", listen, "address:port to listen on (port 0: any free port)")->capture_default_str();
-  app.add_option("--shutdown-timeout", shutdown_timeout, "budget for the whole stop, e.g. 25s")->capture_default_str();
-  app.add_option("--drain-delay", drain_delay, "keep serving this long after SIGTERM, e.g. 5s")->capture_default_str();
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
-  app.add_option("--diag-dir", diag_dir, "where SIGUSR1 dumps and SIGUSR2 profiles go (default: temp dir)");
-  app.add_option("--pid-file", pid_file, "write the pid of the live process here (rewritten on upgrade)");
-  app.add_option("--upgrade-timeout", upgrade_timeout, "on SIGHUP, how long the new binary may take to be ready")
-      ->capture_default_str();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);
-    app.exit(e);
-    return 2;
-  }
-  auto bad = [](const std::string& what) {
-    std::fprintf(stderr, "echo-server: %s\n", what.c_str());
-    return 2;
-  };
+  flags.add_to(app, {.program = std::string(program),
+                     .drain_delay_help = "keep serving this long after SIGTERM before shutting down (default 0)",
+                     .takeover = false});
+  if (int code = graceful::cli::parse(app, argc, argv, program); code >= 0) return code;
+  if (auto bad = flags.check()) return graceful::cli::bad_flag(program, *bad);
   // graceful's one address grammar (graceful/core/address.hpp); an echo server speaks TCP.
   auto at = graceful::parse_address(listen);
-  if (!at) return bad("--listen '" + listen + "': " + at.error().message());
-  if (at.value().family() == AF_UNIX) return bad("--listen '" + listen + "': echo-server serves TCP only");
-  auto timeout = graceful::parse_duration(shutdown_timeout);
-  if (!timeout || timeout->count() == 0) return bad("--shutdown-timeout: expected a positive duration like 25s");
-  auto delay = graceful::parse_duration(drain_delay);
-  if (!delay) return bad("--drain-delay: expected a duration like 5s");
-  auto up_timeout = graceful::parse_duration(upgrade_timeout);
-  if (!up_timeout || up_timeout->count() == 0) return bad("--upgrade-timeout: expected a positive duration like 60s");
-  auto level = spdlog::level::from_str(log_level);
-  if (level == spdlog::level::off && log_level != "off") return bad("--log-level: unknown level '" + log_level + "'");
-  spdlog::set_level(level);
+  if (!at) return graceful::cli::bad_flag(program, "--listen '" + listen + "': " + at.error().message());
+  if (at.value().family() == AF_UNIX)
+    return graceful::cli::bad_flag(program, "--listen '" + listen + "': echo-server serves TCP only");
+  spdlog::set_level(flags.log_level);
 
   // 1. The lifecycle first: from here on, SIGTERM and friends queue for it.
-  graceful::lifecycle::options opts;
-  opts.shutdown_timeout = std::chrono::ceil<std::chrono::milliseconds>(*timeout);
-  opts.drain_delay = std::chrono::ceil<std::chrono::milliseconds>(*delay);
-  opts.diag_dir = diag_dir;
-  graceful::lifecycle::lifecycle lc(opts);
+  graceful::lifecycle::lifecycle lc(flags.lifecycle_options());
 
   // The listening socket through the upgrade layer: inherited from the process that started
   // this one on SIGHUP (or from systemd), created otherwise. The socket outlives any one
   // process, so connections queued during an upgrade are accepted, never refused.
-  graceful::upgrade::options uo;
-  uo.pid_file = pid_file;
-  uo.upgrade_timeout = std::chrono::ceil<std::chrono::milliseconds>(*up_timeout);
-  // A new version that is not ready in time gets SIGTERM and drains what it accepted: it is
-  // this program with these flags, so it needs its drain delay and shutdown timeout, plus a
-  // moment for its own deadline exit, before it is SIGKILLed.
-  uo.child_stop_timeout = opts.drain_delay + opts.shutdown_timeout + std::chrono::seconds(1);
-  auto up = graceful::upgrade::upgrader::create(uo);
+  // (upgrade_options: a new version not ready in time gets this one's drain and shutdown time.)
+  auto up = graceful::upgrade::upgrader::create(flags.upgrade_options());
   if (!up) {
     spdlog::error("cannot start: {}", up.error().message());
     return graceful::upgrade::exit_code_for(up.error());

@@ -25,13 +25,13 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <spdlog/spdlog.h>
 
-#include <graceful/core/duration.hpp>
 #include <graceful/core/errc.hpp>
 #include <graceful/grpc/acceptor.hpp>
 #include <graceful/grpc/attach.hpp>
 #include <graceful/lifecycle/lifecycle.hpp>
 #include <graceful/upgrade/upgrader.hpp>
 
+#include "cli/service_flags.hpp"
 #include "greeter.grpc.pb.h"
 
 namespace {
@@ -77,67 +77,30 @@ private:
 };
 
 struct config {
+  graceful::cli::service_flags service;  // --drain-delay, --shutdown-timeout, --pid-file, ... (src/cli)
   std::vector<std::string> listen{"127.0.0.1:50051"};
-  std::chrono::milliseconds drain_delay{0};
-  std::chrono::milliseconds shutdown_timeout{25'000};
-  std::chrono::milliseconds upgrade_timeout{60'000};
-  std::chrono::milliseconds max_connection_age{10'000};
-  std::string pid_file, takeover, takeover_socket, diag_dir, log_level = "info";
+  std::chrono::milliseconds max_connection_age{10'000};  // --max-connection-age, default 10s
 };
 
 /// Fills `cfg`; returns -1 to go on, or the exit code (0 after --help/--version, 2 on errors).
 int parse_flags(int argc, char** argv, config& cfg) {
+  constexpr std::string_view program = "grpc-greeter";
   CLI::App app{"grpc-greeter: a gRPC Greeter server that drains, restarts and upgrades without losing a call"};
   app.set_version_flag("--version", std::string("grpc-greeter ") + GRACEFUL_VERSION);
-  std::string drain = "0", timeout = "25s", upgrade_timeout = "60s", max_age = "10s";
+  std::string max_age = "10s";
   std::vector<std::string> listen;
   app.add_option("--listen", listen, "ADDR:PORT to listen on (repeatable; default 127.0.0.1:50051)");
-  app.add_option("--drain-delay", drain, "keep serving this long with health NOT_SERVING before shutting down (default 0)");
-  app.add_option("--shutdown-timeout", timeout,
-                 "budget for the whole stop after the drain delay; calls still running then are cancelled "
-                 "and the exit code is 1 (default 25s)");
-  app.add_option("--pid-file", cfg.pid_file, "write the process id here (rewritten by the new process on upgrade)");
-  app.add_option("--upgrade-timeout", upgrade_timeout,
-                 "on SIGHUP, how long the new binary may take to be ready before it is killed (default 60s)");
+  cfg.service.add_to(app, {.program = std::string(program),
+                           .drain_delay_help = "keep serving this long with health NOT_SERVING before shutting down (default 0)"});
   app.add_option("--max-connection-age", max_age,
                  "gRPC sends each connection a graceful GOAWAY after this long; after an upgrade the old "
                  "process waits for its connections to age out before shutting down (default 10s; 0 = never)");
-  app.add_option("--takeover", cfg.takeover, "take the listening sockets from the process offering them on this UNIX socket");
-  app.add_option("--takeover-socket", cfg.takeover_socket,
-                 "once ready, offer the listening sockets on this UNIX socket (0600) to a --takeover");
-  app.add_option("--diag-dir", cfg.diag_dir, "where SIGUSR1 dumps and SIGUSR2 profiles go (default: temp dir)");
-  app.add_option("--log-level", cfg.log_level, "trace, debug, info, warn, error, critical or off (default info)");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "grpc-greeter: %s\nRun with --help for usage.\n", e.what());
-    return 2;
-  }
-  auto fail = [](const std::string& msg) {
-    std::fprintf(stderr, "grpc-greeter: %s\n", msg.c_str());
-    return 2;
-  };
-  using std::chrono::milliseconds;
-  auto d = graceful::parse_duration(drain);
-  if (!d) return fail("--drain-delay: not a duration: '" + drain + "' (try 250ms, 5s)");
-  cfg.drain_delay = std::chrono::ceil<milliseconds>(*d);
-  auto t = graceful::parse_duration(timeout);
-  if (!t || t->count() <= 0) return fail("--shutdown-timeout: not a positive duration: '" + timeout + "' (try 25s)");
-  cfg.shutdown_timeout = std::chrono::ceil<milliseconds>(*t);
-  auto u = graceful::parse_duration(upgrade_timeout);
-  if (!u || u->count() <= 0)
-    return fail("--upgrade-timeout: not a positive duration: '" + upgrade_timeout + "' (try 30s, 2m)");
-  cfg.upgrade_timeout = std::chrono::ceil<milliseconds>(*u);
-  auto a = graceful::parse_duration(max_age);
-  if (!a || a->count() < 0) return fail("--max-connection-age: not a duration: '" + max_age + "' (try 10s)");
-  cfg.max_connection_age = std::chrono::ceil<milliseconds>(*a);
+  if (int code = graceful::cli::parse(app, argc, argv, program); code >= 0) return code;
+  if (auto bad = cfg.service.check()) return graceful::cli::bad_flag(program, *bad);
+  auto a = graceful::cli::duration_flag(max_age, false);
+  if (!a) return graceful::cli::bad_flag(program, "--max-connection-age: not a duration: '" + max_age + "' (try 10s)");
+  cfg.max_connection_age = *a;
   if (!listen.empty()) cfg.listen = listen;
-  if (spdlog::level::from_str(cfg.log_level) == spdlog::level::off && cfg.log_level != "off")
-    return fail("--log-level: unknown level '" + cfg.log_level + "'");
   return -1;
 }
 
@@ -150,22 +113,13 @@ std::string listener_name(std::size_t i) { return i == 0 ? "grpc" : "grpc-" + st
 int main(int argc, char** argv) {
   config cfg;
   if (int code = parse_flags(argc, argv, cfg); code >= 0) return code;
-  spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+  spdlog::set_level(cfg.service.log_level);
 
   // GRACEFUL 1: the lifecycle first, so every thread (gRPC's too) inherits its signal mask.
-  graceful::lifecycle::options lo;
-  lo.program_name = "grpc-greeter";
-  lo.drain_delay = cfg.drain_delay;
-  lo.shutdown_timeout = cfg.shutdown_timeout;
-  if (!cfg.diag_dir.empty()) lo.diag_dir = cfg.diag_dir;
-  graceful::lifecycle::lifecycle lc(lo);
+  graceful::lifecycle::lifecycle lc(cfg.service.lifecycle_options());
 
   // GRACEFUL 2: the sockets, inherited when there are any, bound otherwise.
-  graceful::upgrade::options uo;
-  uo.upgrade_timeout = cfg.upgrade_timeout;
-  uo.pid_file = cfg.pid_file;
-  uo.takeover_from = cfg.takeover;
-  uo.takeover_socket = cfg.takeover_socket;
+  auto uo = cfg.service.upgrade_options();
   auto up = graceful::upgrade::upgrader::create(uo);
   if (!up) {
     spdlog::error("cannot start: {}", up.error().message());

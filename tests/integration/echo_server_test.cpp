@@ -83,9 +83,14 @@ TEST(echo_server, keeps_serving_new_connections_during_the_drain_delay) {
 TEST(echo_server, bad_flags_exit_with_code_2) {
   for (std::vector<std::string> args : {std::vector<std::string>{"--no-such-flag"},
                                         {"--listen", "not-an-address"},
-                                        {"--shutdown-timeout", "soon"}}) {
+                                        {"--shutdown-timeout", "soon"},
+                                        {"--shutdown-timeout", "0"},
+                                        {"--drain-delay", "-1s"},
+                                        {"--log-level", "loud"},
+                                        {"--takeover", "/tmp/x"}}) {
     args.insert(args.begin(), graceful::test::bin("echo-server"));
     child c({.argv = args});
     EXPECT_EQ(c.wait(deadline::after(5s)), 2) << args[1] << "\n" << c.output();
+    EXPECT_NE(c.output().find("echo-server: "), std::string::npos) << c.output();
   }
 }

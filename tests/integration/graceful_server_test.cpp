@@ -63,7 +63,10 @@ TEST(graceful_server, help_and_version_exit_0) {
 TEST(graceful_server, bad_flags_give_a_clear_message_and_exit_2) {
   for (auto args : std::vector<std::vector<std::string>>{
            {"--bogus"}, {"--drain-delay", "5 parsecs"}, {"--shutdown-timeout", "-1s"},
-           {"--log-level", "loud"}, {"--threads", "many"}, {"--listen", "not-an-address"}}) {
+           {"--log-level", "loud"}, {"--threads", "many"}, {"--listen", "not-an-address"},
+           // 0 is no time to stop in: once an uncaught invalid_argument from the lifecycle (abort).
+           {"--shutdown-timeout", "0"}, {"--upgrade-timeout", "0"}, {"--linger-timeout", "long"},
+           {"--http2", "maybe"}}) {
     args.insert(args.begin(), bin("graceful-server"));
     auto r = run(args);
     EXPECT_EQ(r.status, 2) << args[1] << ": " << r.output;
