@@ -92,10 +92,12 @@ protected:
       EXPECT_EQ(c, pid()) << "unexpected process " << c << " state " << gt::process_state(c);
       EXPECT_NE(gt::process_state(c), 'Z');
     }
-    // Once the load has gone, the live process holds as many fds as the first one did idle:
-    // nothing leaks across 20 hand-overs (listener copies, readiness sockets, pipes).
+    // Once the load has gone, the live process holds no more fds than the first one did idle:
+    // nothing leaks across 20 hand-overs (a listener copy, readiness socket or pipe kept per
+    // hand-over would add 20). Not "equal": the first reading sometimes catches one fd more
+    // (19 vs 18 in one loaded run of the suite), a transient of the start, not something the live process lost.
     pid_t live = pid();
-    bool stable = gt::eventually([&] { return gt::count_fds(live) == idle_fds; }, deadline::after(5s));
+    bool stable = gt::eventually([&] { return gt::count_fds(live) <= idle_fds; }, deadline::after(5s));
     EXPECT_TRUE(stable) << "fds: first process idle " << idle_fds << ", live process now " << gt::count_fds(live);
     std::printf("%d upgrades under load, pids %zu, idle fds %d -> %d\n", k_upgrades, pids.size(), idle_fds,
                 gt::count_fds(live));
