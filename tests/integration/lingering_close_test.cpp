@@ -102,9 +102,13 @@ TEST(lingering_close, a_client_behind_a_slow_path_gets_its_whole_response_then_a
   // still arriving when the first response is done, so only the lingering close's drain keeps
   // the kernel from resetting the connection under the response still on its 20 ms way.
   gt::test_server ts;
+  // A 16 KiB window makes it a ~800 KB/s path: most of the 64 KiB response is still in the
+  // server's send queue when it is done with the connection, which a close with unread input
+  // (a RST) would destroy; loopback alone would have delivered it all at once.
   gt::delay_proxy_options po;
   po.upstream_port = ts.port;
   po.delay = 20ms;
+  po.window = 16 * 1024;
   gt::delay_proxy proxy(po);
   ASSERT_TRUE(proxy.ok()) << proxy.error().message();
   gt::http_conn c(proxy.port());

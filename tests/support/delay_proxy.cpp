@@ -1,5 +1,6 @@
 #include "delay_proxy.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -28,6 +29,14 @@ void arm_reset(int fd) {
 }
 
 void set_nonblocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
+
+/// Keeps the kernel from absorbing what the proxy does not read: without it, loopback's
+/// autotuned receive buffer (megabytes) would take a whole response at once. The kernel
+/// doubles the value for its bookkeeping (socket(7)), so half of `bytes` is asked for.
+void limit_receive_buffer(int fd, std::size_t bytes) {
+  const int v = static_cast<int>(std::max<std::size_t>(bytes / 2, 1024));
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof v);
+}
 
 /// poll() until `until` (or forever when `until` is max), with microsecond precision.
 int poll_until(pollfd* fds, nfds_t n, steady::time_point until) {
@@ -65,6 +74,7 @@ struct delay_proxy::session {
   int abort_fd = -1;  ///< eventfd: readable once either side was reset, or on stop
   steady::time_point accepted_at;
   std::chrono::microseconds delay{};
+  std::size_t window = 0;  ///< bytes in flight per direction at most; 0: unlimited
   std::thread owner;
   std::atomic<bool> done{false};
   std::atomic<bool> reset_on_close{false};  ///< set by stop(): end with RSTs, nothing half-open
@@ -105,20 +115,27 @@ struct delay_proxy::session {
   /// Returns when a FIN was passed on, or on a reset/abort.
   void pump(int src, int& dst, bool connect_first) {
     std::deque<item> q;
+    std::size_t queued = 0;  // data bytes in q
     bool src_done = false;
     bool dst_broken = false;
     char buf[64 * 1024];
     for (;;) {
       const auto due = connect_first ? accepted_at + delay : q.empty() ? steady::time_point::max() : q.front().due;
+      // A full window stops reading: the sender's kernel buffers fill, as behind a slow link.
+      const bool can_read = !src_done && (window == 0 || queued < window);
       pollfd p[2] = {{abort_fd, POLLIN, 0}, {src, POLLIN, 0}};
-      const nfds_t n = src_done ? 1 : 2;
+      const nfds_t n = can_read ? 2 : 1;
       if (src_done && due == steady::time_point::max()) return;
       poll_until(p, n, due);
       if (p[0].revents & POLLIN) return;
       if (n == 2 && (p[1].revents & (POLLIN | POLLERR | POLLHUP))) {
-        const ssize_t r = ::recv(src, buf, sizeof buf, MSG_DONTWAIT);
+        const std::size_t want = window == 0 ? sizeof buf : std::min(sizeof buf, window - queued);
+        const ssize_t r = ::recv(src, buf, want, MSG_DONTWAIT);
         const auto t = steady::now() + delay;
-        if (r > 0) q.push_back({item::data, t, std::string(buf, static_cast<std::size_t>(r))});
+        if (r > 0) {
+          q.push_back({item::data, t, std::string(buf, static_cast<std::size_t>(r))});
+          queued += static_cast<std::size_t>(r);
+        }
         else if (r == 0) q.push_back({item::fin, t, {}}), src_done = true;
         else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
           q.push_back({item::rst, t, {}}), src_done = true;
@@ -139,6 +156,7 @@ struct delay_proxy::session {
         item it = std::move(q.front());
         q.pop_front();
         if (it.kind == item::data) {
+          queued -= it.bytes.size();
           if (!dst_broken && !send_all(dst, it.bytes)) dst_broken = true;
         } else if (it.kind == item::fin) {
           ::shutdown(dst, SHUT_WR);
@@ -174,6 +192,7 @@ struct delay_proxy::session {
 bool delay_proxy::session::connect_upstream() {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return false;
+  if (window > 0) limit_receive_buffer(fd, window);  // before connect: it sets the window scale
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(static_cast<std::uint16_t>(upstream_port));
@@ -195,6 +214,7 @@ delay_proxy::delay_proxy(delay_proxy_options o) : o_(o) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   const int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (o.window > 0) limit_receive_buffer(fd, o.window);  // accepted sockets inherit it
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(static_cast<std::uint16_t>(o.listen_port));
@@ -260,6 +280,7 @@ void delay_proxy::accept_loop() {
     s->abort_fd = ::eventfd(0, EFD_CLOEXEC);
     s->accepted_at = steady::now();
     s->delay = o_.delay;
+    s->window = o_.window;
     s->upstream_port = o_.upstream_port;
     session* raw = s.get();
     ++accepted_;

@@ -6,7 +6,10 @@
 //
 // Per connection, what one side sends reaches the other `delay` later, in order: bytes, then
 // a FIN (shutdown of the sending side) or a RST (passed on as a RST: SO_LINGER 0 close).
-// Bandwidth is not limited. The connect itself: the client's connect() completes at once (the
+// Bandwidth is not limited unless `window` is set: then each direction holds at most that many
+// bytes in flight (read and not yet passed on) and reads from a socket whose receive buffer is
+// about as small, so a sender meets back-pressure as behind a slow link (bandwidth ~ window /
+// delay) and its own send queue fills. The connect itself: the client's connect() completes at once (the
 // proxy accepts); the proxy connects upstream `delay` later (the SYN's trip); if that connect
 // is refused, the client gets a RST another `delay` later — where a real path would have made
 // the client's own connect() fail with ECONNREFUSED.
@@ -28,6 +31,10 @@ struct delay_proxy_options {
   int upstream_port = 0;                            ///< forwards to 127.0.0.1:upstream_port (required)
   int listen_port = 0;                              ///< 0: any free port (port() tells which)
   std::chrono::microseconds delay{20'000};          ///< one-way, applied in each direction (20 ms)
+  /// Bytes in flight per direction at most; 0 (default): unlimited, the proxy reads whatever
+  /// arrives. 16 KiB with 20 ms is a ~800 KB/s path: data a server has written may still sit
+  /// in its send queue when it closes, where a RST (close with unread input) destroys it.
+  std::size_t window = 0;
 };
 
 /// The proxy: one accept thread, two threads per proxied connection (one per direction).
