@@ -20,6 +20,8 @@
 #   --idle-conns LIST  idle keep-alive connection counts for the RSS measurement, comma-separated
 #                      (default 5000,10000; 0 skips)
 #   --bin-dir DIR      where graceful-server is (default build-release/bin, then build/bin)
+#   --baseline DIR     also measure the graceful-server in DIR (another build, e.g. before a
+#                      change) as server "graceful-base", in the same rounds as the others
 #   -h, --help
 # Per cell (workers x mode) and server: req/s (median of the rounds), x nginx and x floor (the
 # median of the per-round ratios: the servers of one round ran back to back, so a burst of load
@@ -32,7 +34,7 @@ PROG=throughput.sh
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 servers=floor,graceful,nginx,go-http workers_list=1,2 modes=keepalive,close
 threads=1 conns=64 duration=3 runs=5 idle=5000,10000
 all_args="$*"
@@ -48,6 +50,7 @@ while [ $# -gt 0 ]; do
     --runs) runs=${2:?}; shift 2 ;;
     --idle-conns) idle=${2:?}; shift 2 ;;
     --bin-dir) BIN_DIR=${2:?}; shift 2 ;;
+    --baseline) BASE_DIR=${2:?}; shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "$PROG: unknown argument $1" >&2; usage 2 >&2 ;;
   esac
@@ -71,18 +74,24 @@ command -v wrk >/dev/null || die "wrk not found (apt-get install wrk)"
 bench_init
 peers_init
 IFS=, read -r -a wanted <<<"$servers"
+if [ -n "${BASE_DIR:-}" ]; then
+  [ -x "$BASE_DIR/graceful-server" ] || { echo "$PROG: --baseline: no graceful-server in $BASE_DIR" >&2; exit 2; }
+  wanted+=(graceful-base)
+fi
 kinds=()
 for k in "${wanted[@]}"; do
-  case "$k" in floor|graceful|nginx|go-http) ;; *) echo "$PROG: unknown server $k" >&2; exit 2 ;; esac
-  if have_kind "$k"; then kinds+=("$k"); else log "skipping $k: not built/installed"; fi
+  case "$k" in floor|graceful|nginx|go-http|graceful-base) ;; *) echo "$PROG: unknown server $k" >&2; exit 2 ;; esac
+  if [ "$k" = graceful-base ] || have_kind "$k"; then kinds+=("$k"); else log "skipping $k: not built/installed"; fi
 done
 [ ${#kinds[@]} -gt 0 ] || die "no server to measure"
 clk_tck=$(getconf CLK_TCK)
 
 [ -n "${BIN_DIR:-}" ] && all_args=${all_args//"$BIN_DIR"/$(shown_path "$BIN_DIR")}
+[ -n "${BASE_DIR:-}" ] && all_args=${all_args//"$BASE_DIR"/$(shown_path "$BASE_DIR")}
 echo "# throughput.sh $(date -u +%Y-%m-%dT%H:%M:%SZ): $PROG $all_args"
 echo "# machine: $(nproc) cores, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1), load avg $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# graceful-server: $(shown_path "$BIN_DIR") ($(build_type "$BIN_DIR") build); $(nginx -v 2>&1); $(go version | cut -d' ' -f3); $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"
+[ -z "${BASE_DIR:-}" ] || echo "# graceful-base: $(shown_path "$BASE_DIR") ($(build_type "$BASE_DIR") build)"
 [ "$runs" -eq 0 ] ||
   echo "# wrk -t$threads -c$conns -d${duration}s --latency [-H 'Connection: close'] http://127.0.0.1:PORT/ ; $runs alternating rounds per cell"
 
@@ -91,6 +100,7 @@ start_kind() {
   local kind=$1 w=$2 mode=$3 name=$4 port=$5
   case "$kind" in
     graceful) GRACEFUL_SERVER_ARGS="--threads $w" start_server "$name" graceful "$port" ;;
+    graceful-base) BIN_DIR=$BASE_DIR GRACEFUL_SERVER_ARGS="--threads $w" start_server "$name" graceful "$port" ;;
     nginx) NGINX_WORKERS=$w start_server "$name" nginx "$port" ;;
     go-http) export GOMAXPROCS=$w; start_server "$name" go-http "$port"; unset GOMAXPROCS ;;
     floor) FLOOR_WORKERS=$w FLOOR_CLOSE=$([ "$mode" = close ] && echo 1 || echo 0) \
