@@ -11,8 +11,6 @@ namespace spdlog { class logger; }
 
 namespace graceful::lifecycle {
 
-using namespace std::chrono_literals;
-
 /// Options of a lifecycle. Validated once by the lifecycle constructor.
 struct options {
   /// Name in logs and in diagnostic file names. Empty (default): the basename of the
@@ -29,7 +27,7 @@ struct options {
   /// cleanup hooks must all be done by then, else the process logs the hooks still
   /// running and exits with `deadline_exit_code`. Default 25 s: with a drain delay of
   /// up to 5 s it fits Kubernetes' default 30 s terminationGracePeriodSeconds.
-  std::chrono::milliseconds shutdown_timeout{25s};
+  std::chrono::milliseconds shutdown_timeout{std::chrono::seconds(25)};
 
   /// Exit code when the shutdown deadline cuts the stop short. Default 1.
   int deadline_exit_code = 1;
@@ -40,7 +38,7 @@ struct options {
 
   /// A CPU profile started by SIGUSR2 stops by itself after this long. Default 60 s, as
   /// go-zero does, so a forgotten profile does not grow without bound.
-  std::chrono::seconds profile_limit{60s};
+  std::chrono::seconds profile_limit{60};
 
   /// Handle SIGTERM, SIGINT, SIGHUP, SIGUSR1 and SIGUSR2 on a dedicated thread. Default
   /// true. Turn off only where the program drives the lifecycle from code alone.

@@ -14,22 +14,20 @@ namespace spdlog { class logger; }
 
 namespace graceful::upgrade {
 
-using namespace std::chrono_literals;
-
 /// Options of an upgrader. Validated once by upgrader::create.
 struct options {
   /// How long a new process may take to say it is ready. After that the old one stops it
   /// (see child_stop_timeout), logs why and keeps serving. Default 60 s (graceful-server
   /// --upgrade-timeout): long enough for a server that warms caches, short enough that a hung
   /// binary is noticed.
-  std::chrono::milliseconds upgrade_timeout{60s};
+  std::chrono::milliseconds upgrade_timeout{std::chrono::seconds(60)};
 
   /// A new process that is stopped before it said ready (not ready within upgrade_timeout,
   /// failed hand-over, or a stop of this process began) gets SIGTERM and this long to exit
   /// before SIGKILL. It serves from the moment it has its sockets, so it may hold accepted
   /// connections: SIGTERM lets it drain them. Set it to the new binary's own drain delay +
   /// shutdown timeout + a margin (graceful-server and echo-server do). Default 5 s.
-  std::chrono::milliseconds child_stop_timeout{5s};
+  std::chrono::milliseconds child_stop_timeout{std::chrono::seconds(5)};
 
   /// Rewritten (atomically) by whichever process is live: at ready() and by each new
   /// process once it is ready. Empty (default): no pid file.
