@@ -14,11 +14,14 @@
 # with the RSTs those clients received (0 expected: the response was read, but a RST after a
 # request is what a client that had not read yet would lose its response to).
 #
-# Usage: bench/exit_time.sh [--runs N] [--servers LIST] [--bin-dir DIR]
+# Usage: bench/exit_time.sh [--runs N] [--servers LIST] [--bin-dir DIR] [--baseline DIR]
 #   --servers  graceful,go-http,nginx (default all; nginx is measured with QUIT, its graceful
 #              stop, and with TERM, its fast stop). nginx has no sleep of its own, so its /slow
 #              is proxied to a go-http upstream.
-#   --runs N   runs per cell, the median is reported (default 3)
+#   --runs N   runs per cell, the median is reported (default 3); run r of a case is taken
+#              for every server before run r+1, so a burst of load hits them alike
+#   --baseline DIR  also measure the graceful-server in DIR (e.g. a build before a change) as
+#              row "graceful-base", in the same rounds
 # Exit times are polled from /proc every ~1 ms. Exit 1 on harness failure, 2 for bad usage.
 set -euo pipefail
 PROG=exit_time.sh
@@ -33,6 +36,7 @@ while [ $# -gt 0 ]; do
     --servers) servers=${2:?}; shift 2 ;;
     --runs) runs=${2:?}; shift 2 ;;
     --bin-dir) BIN_DIR=${2:?}; shift 2 ;;
+    --baseline) BASE_DIR=${2:?}; shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "$PROG: unknown argument $1" >&2; usage 2 >&2 ;;
   esac
@@ -54,6 +58,10 @@ for k in "${wanted[@]}"; do
     *) echo "$PROG: unknown server $k" >&2; exit 2 ;;
   esac
 done
+if [ -n "${BASE_DIR:-}" ]; then
+  [ -x "$BASE_DIR/graceful-server" ] || { echo "$PROG: --baseline: no graceful-server in $BASE_DIR" >&2; exit 2; }
+  rows+=("graceful-base TERM")
+fi
 
 # nginx's /slow upstream: one go-http for the whole run, outside the measured process group.
 if [[ ",$servers," == *,nginx,* ]]; then
@@ -66,7 +74,8 @@ fi
 one_run() {
   local kind=$1 sig=$2 case=$3 port pid holder='' curl_pid='' code=-
   port=$(free_port)
-  start_server "exit-$kind" "$kind" "$port"
+  if [ "$kind" = graceful-base ]; then BIN_DIR=$BASE_DIR start_server "exit-$kind" graceful "$port"
+  else start_server "exit-$kind" "$kind" "$port"; fi
   pid=$(current_pid "exit-$kind")
   case "$case" in
     keepalive)
@@ -84,7 +93,14 @@ one_run() {
       "$PEERS/idle-conns" -addr "127.0.0.1:$port" -n 1 -path '/slow?ms=300' -hold 30s "${flags[@]}" \
         >"$STATE/holder.out" 2>&1 &
       holder=$!
-      sleep 0.15 ;;
+      # The request must be in flight at the signal: wait for the connection (a fixed sleep
+      # from the client's start lost the race on a loaded machine), then give the request
+      # 100 ms to reach the handler, well inside its 300 ms.
+      local end=$(( $(now_ns) + 5000000000 ))
+      until [ -n "$(ss -Htn state established "( sport = :$port )" 2>/dev/null)" ]; do
+        [ "$(now_ns)" -lt "$end" ] || die "$kind: the client did not connect"; nap 0.002
+      done
+      sleep 0.1 ;;
     inflight)
       curl -s --max-time 10 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/slow?ms=2000" \
         >"$STATE/curl.out" 2>/dev/null &
@@ -101,6 +117,10 @@ one_run() {
   t1=$(now_ns)
   if [ -n "$curl_pid" ]; then wait "$curl_pid" || true; code=$(cat "$STATE/curl.out"); fi
   if [ -n "$holder" ]; then
+    # The client prints once it has read its response (or failed): on a loaded machine that
+    # can come after the server's exit, and killing it before would lose the reading.
+    local end=$(( $(now_ns) + 3000000000 ))
+    until grep -q '^open \|connections failed' "$STATE/holder.out" || [ "$(now_ns)" -ge "$end" ]; do nap 0.005; done
     # The pipelined request goes out once the client sees the FIN: give it that moment.
     [ "$case" = pipelined ] && sleep 0.1
     kill "$holder" 2>/dev/null || true; wait "$holder" 2>/dev/null || true
@@ -131,46 +151,66 @@ one_run() {
 
 echo "# exit_time.sh $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "# machine: $(nproc) cores, load avg $(cut -d' ' -f1-3 /proc/loadavg); graceful: $(shown_path "$BIN_DIR") ($(build_type "$BIN_DIR") build); $(nginx -v 2>&1); $(go version | cut -d' ' -f3)"
+[ -z "${BASE_DIR:-}" ] || echo "# graceful-base: $(shown_path "$BASE_DIR") ($(build_type "$BASE_DIR") build)"
+avail=()
+for row in "${rows[@]}"; do
+  read -r kind sig <<<"$row"
+  if [ "$kind" = graceful-base ] || have_kind "$kind"; then avail+=("$row"); fi
+done
+
+# measure CASE...: run r of each case for every available row, then run r+1; fills T[row,case]
+# (the times, space-separated) and X[row,case] (in-flight codes, or RSTs and cuts).
+declare -A T X
+measure() {
+  local case r row kind sig t x
+  for case in "$@"; do
+    for r in $(seq 1 "$runs"); do
+      for row in "${avail[@]}"; do
+        read -r kind sig <<<"$row"
+        read -r t x <<<"$(one_run "$kind" "$sig" "$case")"
+        [ -n "$t" ] || exit 1
+        T[$row,$case]+="$t "
+        X[$row,$case]+="$x "
+        case "$case" in
+          keepopen|pipelined) log "$kind SIG$sig $case run $r: exit ${t} ms after the response, RSTs: $x" ;;
+          *) log "$kind SIG$sig $case run $r: ${t} ms, in-flight request: $x" ;;
+        esac
+      done
+    done
+  done
+}
+
+measure idle keepalive inflight
 echo "# ms from the signal to the exit of the (master) process, median of $runs runs; inflight = GET /slow?ms=2000 sent 200 ms before the signal"
 echo
 echo "| server | signal | idle (ms) | one idle keep-alive conn (ms) | 2 s request in flight (ms) | in-flight request got |"
 echo "|---|---|---:|---:|---:|---|"
 for row in "${rows[@]}"; do
   read -r kind sig <<<"$row"
-  if ! have_kind "$kind"; then echo "| $kind | SIG$sig | skipped: not built | | | |"; continue; fi
+  if [ "$kind" != graceful-base ] && ! have_kind "$kind"; then echo "| $kind | SIG$sig | skipped: not built | | | |"; continue; fi
   line="| $kind | SIG$sig |"
-  codes=
   for case in idle keepalive inflight; do
-    ms=
-    for r in $(seq 1 "$runs"); do
-      read -r t c <<<"$(one_run "$kind" "$sig" "$case")"
-      [ -n "$t" ] || exit 1
-      ms+="$t "
-      [ "$case" = inflight ] && codes+="$c "
-      log "$kind SIG$sig $case run $r: ${t} ms, in-flight request: $c"
-    done
-    line+=" $(tr ' ' '\n' <<<"$ms" | grep . | median) |"
+    line+=" $(tr ' ' '\n' <<<"${T[$row,$case]}" | grep . | median) |"
   done
-  echo "$line $(tr ' ' '\n' <<<"$codes" | grep . | sort | uniq -c | awk '{printf "%s%s x%s", (NR>1?", ":""), ($2=="000"?"failed":$2), $1}') |"
+  echo "$line $(tr ' ' '\n' <<<"${X[$row,inflight]}" | grep . | sort | uniq -c | awk '{printf "%s%s x%s", (NR>1?", ":""), ($2=="000"?"failed":$2), $1}') |"
 done
 
+measure keepopen pipelined
 echo
 echo "# ms from the client having read its last response (GET /slow?ms=300 in flight at the signal) to the exit, median of $runs runs; RSTs the client got over all runs"
 echo
 echo "| server | signal | client keeps the socket open (ms) | its RSTs | pipelined request after the FIN (ms) | its RSTs |"
 echo "|---|---|---:|---:|---:|---:|"
-for row in "${rows[@]}"; do
+for row in "${avail[@]}"; do
   read -r kind sig <<<"$row"
-  have_kind "$kind" || continue
   line="| $kind | SIG$sig |"
   for case in keepopen pipelined; do
-    ms= rst=0 cut=0
-    for r in $(seq 1 "$runs"); do
-      read -r t x <<<"$(one_run "$kind" "$sig" "$case")"
-      [ -n "$t" ] || exit 1
-      if [ "$t" = cut ]; then cut=$(( cut + 1 )); else ms+="$t "; fi
-      [[ "$x" =~ ^[0-9]+$ ]] && rst=$(( rst + x ))
-      log "$kind SIG$sig $case run $r: exit ${t} ms after the response, RSTs: $x"
+    ms='' rst=0 cut=0
+    read -r -a ts <<<"${T[$row,$case]}"
+    read -r -a xs <<<"${X[$row,$case]}"
+    for i in "${!ts[@]}"; do
+      if [ "${ts[$i]}" = cut ]; then cut=$(( cut + 1 )); else ms+="${ts[$i]} "; fi
+      [[ "${xs[$i]:-}" =~ ^[0-9]+$ ]] && rst=$(( rst + xs[i] ))
     done
     if [ "$cut" -gt 0 ]; then line+=" request cut in $cut of $runs runs | $rst |"
     else line+=" $(tr ' ' '\n' <<<"$ms" | grep . | median) | $rst |"; fi

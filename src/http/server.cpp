@@ -84,10 +84,17 @@ server::server(http::router routes, options opts) : impl_(std::make_shared<detai
 }
 
 server::~server() {
-  close();
+  // close() and the stop of every loop in one post each, then the joins: the loops wind down
+  // side by side, and each is woken once, not once to close and again to stop (on a loaded
+  // machine every wake-up of a sleeping thread can wait a scheduler tick). A loop busy in a
+  // handler gets to it when the handler returns; the join waits for that either way.
+  if (impl_->state.exchange(2) != 2) impl_->notify_state();
   for (auto& l : impl_->loops) {
     l->work.reset();
-    l->ctx->stop();
+    asio::post(*l->ctx, [lp = l.get()] {
+      lp->begin_close();
+      lp->ctx->stop();
+    });
   }
   for (auto& l : impl_->loops)
     if (l->thread.joinable()) l->thread.join();

@@ -8,7 +8,8 @@
 //    SIGUSR1 dump / SIGUSR2 profiler / on_signal handlers, enforces the stop deadline and
 //    stops a forgotten profile. It exists even with handle_signals=false (for the deadline).
 //  - run() (normally main) walks the phases and waits for the hooks.
-//  - each hook runs on its own thread, so one slow hook never delays the others.
+//  - the hooks of a phase run side by side, each but the last on its own thread, so one slow
+//    hook never delays the others; the last runs on run()'s thread, which would only wait.
 #include <graceful/lifecycle/lifecycle.hpp>
 
 #include <atomic>
@@ -115,6 +116,8 @@ struct lifecycle::impl {
   unique_fd stop_fd = detail::make_eventfd();
   unique_fd wake_fd = detail::make_eventfd();
   unique_fd signal_fd;
+  // SIGTERM and SIGINT only, read by run() while it waits for the stop (lifecycle.cpp).
+  unique_fd stop_signal_fd;
   sigset_t handled{};
   sigset_t old_mask{};
   bool mask_changed = false;
@@ -156,6 +159,8 @@ struct lifecycle::impl {
   void loop();
   int next_timeout_ms();
   void read_signals();
+  // Reads what `fd` (a signalfd) has queued and handles each signal; signal_fd by default.
+  void read_signals(int fd);
   void on_signal(int signo, pid_t sender);
   bool call_signal_handlers(detail::slot_list<detail::void_fn>& list, std::string_view sig);
   void check_deadline();
@@ -167,8 +172,9 @@ struct lifecycle::impl {
 
   // The stop sequence (lifecycle.cpp).
   void enter_phase(phase p);
-  // Starts every hook of `list` on its own thread; the caller joins them.
-  std::vector<std::thread> start_hooks(detail::slot_list<hook>& list, phase p, graceful::deadline d);
+  // Runs every hook of `list` (their number in `count`): each but the last on its own
+  // thread, which the caller joins; the last on the calling thread, returning when it has.
+  std::vector<std::thread> run_hooks(detail::slot_list<hook>& list, phase p, graceful::deadline d, std::size_t& count);
   static void join_all(std::vector<std::thread>& ts);
 };
 

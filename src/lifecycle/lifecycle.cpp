@@ -5,9 +5,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <stdexcept>
 #include <system_error>
 
+#include <poll.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
@@ -90,33 +92,40 @@ void lifecycle::impl::enter_phase(phase p) {
   }
 }
 
-std::vector<std::thread> lifecycle::impl::start_hooks(detail::slot_list<hook>& list, phase p, graceful::deadline d) {
-  std::vector<std::thread> threads;
-  for (auto& s : list.snapshot()) {
-    std::string label = fmt::format("{}/{}", to_string(p), s->name);
+std::vector<std::thread> lifecycle::impl::run_hooks(detail::slot_list<hook>& list, phase p, graceful::deadline d,
+                                                  std::size_t& count) {
+  auto items = list.snapshot();
+  count = items.size();
+  auto call = [this, d](const detail::slot_ptr<hook>& s, const std::string& label) {
+    auto t0 = clock::now();
     {
-      std::lock_guard lk(m);
-      running_hooks.emplace(label, 1);
-    }
-    threads.emplace_back([this, s, label, d] {
-      auto t0 = clock::now();
-      {
-        std::lock_guard call(s->m);
-        if (s->fn) {
-          try {
-            s->fn(d);
-            log->debug("hook {} returned after {}", label, fmt_dur(clock::now() - t0));
-          } catch (const std::exception& e) {
-            log->error("hook {} threw after {}: {}", label, fmt_dur(clock::now() - t0), e.what());
-          } catch (...) {
-            log->error("hook {} threw a non-standard exception", label);
-          }
+      std::lock_guard in_call(s->m);
+      if (s->fn) {
+        try {
+          s->fn(d);
+          log->debug("hook {} returned after {}", label, fmt_dur(clock::now() - t0));
+        } catch (const std::exception& e) {
+          log->error("hook {} threw after {}: {}", label, fmt_dur(clock::now() - t0), e.what());
+        } catch (...) {
+          log->error("hook {} threw a non-standard exception", label);
         }
       }
-      std::lock_guard lk(m);
-      running_hooks.erase(running_hooks.find(label));
-    });
+    }
+    std::lock_guard lk(m);
+    running_hooks.erase(running_hooks.find(label));
+  };
+  std::vector<std::string> labels;
+  for (auto& s : items) {
+    labels.push_back(fmt::format("{}/{}", to_string(p), s->name));
+    std::lock_guard lk(m);
+    running_hooks.emplace(labels.back(), 1);
   }
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i + 1 < items.size(); ++i)
+    threads.emplace_back([call, s = items[i], label = labels[i]] { call(s, label); });
+  // The last one here: this thread would only wait for it, and on a loaded machine every
+  // thread started and joined can wait a scheduler tick (~4 ms) to run.
+  if (!items.empty()) call(items.back(), labels.back());
   return threads;
 }
 
@@ -162,6 +171,17 @@ lifecycle::lifecycle(options opts) {
         throw std::system_error(e, std::generic_category(), "graceful::lifecycle: signalfd");
       }
       I.signal_fd = unique_fd(fd);
+      sigset_t stop_set;
+      sigemptyset(&stop_set);
+      sigaddset(&stop_set, SIGTERM);
+      sigaddset(&stop_set, SIGINT);
+      fd = ::signalfd(-1, &stop_set, SFD_CLOEXEC | SFD_NONBLOCK);
+      if (fd < 0) {
+        int e = errno;
+        pthread_sigmask(SIG_SETMASK, &I.old_mask, nullptr);
+        throw std::system_error(e, std::generic_category(), "graceful::lifecycle: signalfd");
+      }
+      I.stop_signal_fd = unique_fd(fd);
     }
     I.thread = std::thread([&I] { I.loop(); });
     I.log->debug("lifecycle of {} (pid {}) started; diagnostics in {}", I.opts.program_name, ::getpid(),
@@ -255,6 +275,23 @@ int lifecycle::run() {
   if (I.run_called) throw std::logic_error("graceful::lifecycle::run: called twice");
   I.run_called = true;
   // stop_recorded, not stopping: the stop's details are written just after `stopping` flips.
+  while (!I.stop_recorded && I.stop_signal_fd.get() >= 0) {
+    // Wait for the stop_fd and for SIGTERM/SIGINT itself: the signal wakes this thread and
+    // the lifecycle thread at once, and whichever reads it starts the stop. Waiting only for
+    // the lifecycle thread's word costs a thread hand-over, which on a loaded machine can
+    // wait a scheduler tick. No deadline: a stop is what ends this wait, as with the cv.
+    lk.unlock();
+    pollfd fds[2] = {{I.stop_fd.get(), POLLIN, 0}, {I.stop_signal_fd.get(), POLLIN, 0}};
+    int r = ::poll(fds, 2, -1);
+    if (r < 0 && errno != EINTR) {
+      // Not expected (EFAULT, ENOMEM): the lifecycle thread still reads every signal.
+      I.log->error("run: poll failed: {}; waiting for the lifecycle thread", std::strerror(errno));
+      lk.lock();
+      break;
+    }
+    if (r > 0 && (fds[1].revents & POLLIN)) I.read_signals(I.stop_signal_fd.get());
+    lk.lock();
+  }
   I.cv.wait(lk, [&] { return I.stop_recorded; });
   const auto stop_time = I.stop_time;
   const auto drain_delay = I.drain_delay;
@@ -265,14 +302,14 @@ int lifecycle::run() {
   // draining: the drain delay and the drain hooks run side by side; the phase ends when both are over.
   auto t = clock::now();
   I.enter_phase(phase::draining);
-  auto hooks = I.start_hooks(I.reg->drain, phase::draining, d);
+  std::size_t n = 0;
+  auto hooks = I.run_hooks(I.reg->drain, phase::draining, d, n);
   {
     // A timed wait, not a sleep: teardown (quit) cuts it, and so does the deadline watcher
     // (which exits the process). A second SIGTERM exits from the lifecycle thread.
     std::unique_lock wl(I.m);
     I.cv.wait_until(wl, stop_time + drain_delay, [&] { return I.quit; });
   }
-  std::size_t n = hooks.size();
   impl::join_all(hooks);
   I.log->info("phase draining finished in {} (drain delay {}, {} hooks)", fmt_dur(clock::now() - t),
               fmt_dur(drain_delay), n);
@@ -280,16 +317,14 @@ int lifecycle::run() {
   // shutting_down: ends the instant the last shutdown hook returns.
   t = clock::now();
   I.enter_phase(phase::shutting_down);
-  hooks = I.start_hooks(I.reg->shutdown, phase::shutting_down, d);
-  n = hooks.size();
+  hooks = I.run_hooks(I.reg->shutdown, phase::shutting_down, d, n);
   impl::join_all(hooks);
   I.log->info("phase shutting_down finished in {} ({} hooks)", fmt_dur(clock::now() - t), n);
 
   // cleanup: only now is nothing serving any more.
   t = clock::now();
   I.enter_phase(phase::cleanup);
-  hooks = I.start_hooks(I.reg->cleanup, phase::cleanup, d);
-  n = hooks.size();
+  hooks = I.run_hooks(I.reg->cleanup, phase::cleanup, d, n);
   impl::join_all(hooks);
   I.log->info("phase cleanup finished in {} ({} hooks)", fmt_dur(clock::now() - t), n);
 

@@ -103,9 +103,11 @@ int lifecycle::impl::next_timeout_ms() {
   return static_cast<int>(std::min<long long>(ms, 60'000));
 }
 
-void lifecycle::impl::read_signals() {
+void lifecycle::impl::read_signals() { read_signals(signal_fd.get()); }
+
+void lifecycle::impl::read_signals(int fd) {
   signalfd_siginfo si;
-  while (::read(signal_fd.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+  while (::read(fd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
     on_signal(static_cast<int>(si.ssi_signo), static_cast<pid_t>(si.ssi_pid));
   }
 }

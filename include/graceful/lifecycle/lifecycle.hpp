@@ -5,8 +5,9 @@
 ///
 /// Create exactly one, in main, before any other thread: its constructor blocks the
 /// signals it handles in the calling thread, so every thread started afterwards inherits
-/// the mask and only the lifecycle's own thread receives them (a signal sent during
-/// start-up stays pending and is handled, never lost). SIGPROF and every other signal
+/// the mask and only the lifecycle reads them: its own thread, and for SIGTERM/SIGINT also
+/// the thread waiting in run(), so the stop starts without a hand-over between threads (a
+/// signal sent during start-up stays pending and is handled, never lost). SIGPROF and every other signal
 /// stay as they were, so the CPU profiler keeps working.
 ///
 /// Signals: SIGTERM, SIGINT  start the stop; a second one while stopping exits at once
@@ -36,8 +37,9 @@
 namespace graceful::lifecycle {
 
 /// A hook: named work run in one phase. It receives the stop deadline and should return
-/// by then; hooks of one phase run concurrently, each on its own thread. A hook that
-/// throws is logged and does not stop the others.
+/// by then; hooks of one phase run concurrently, each but the last on its own thread and the
+/// last on the thread that called run(). A hook that throws is logged and does not stop the
+/// others.
 using hook = std::function<void(graceful::deadline)>;
 
 /// Produces one section of the SIGUSR1 dump (e.g. the HTTP server's in-flight requests).

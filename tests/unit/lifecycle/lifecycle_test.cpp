@@ -349,6 +349,65 @@ TEST(lifecycle, a_sigterm_to_the_process_starts_the_stop) {
       << log.text();
 }
 
+TEST(lifecycle, a_sigterm_starts_the_stop_while_the_lifecycle_thread_is_busy_writing_a_dump) {
+  // run() reads SIGTERM/SIGINT itself: a stop does not wait behind a slow SIGUSR1 dump section
+  // (nor for the lifecycle thread to be scheduled).
+  captured_log log;
+  gl::options o;
+  o.logger = log.logger;
+  auto dir = std::filesystem::temp_directory_path() / ("graceful-lc-busy-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  o.diag_dir = dir;
+  gl::lifecycle lc(o);
+  std::mutex m;
+  std::condition_variable cv;
+  bool in_dump = false, dump_done = false, release = false;
+  auto section = lc.add_dump_section("slow", [&] {
+    std::unique_lock lk(m);
+    in_dump = true;
+    cv.notify_all();
+    cv.wait_for(lk, 10s, [&] { return release; });
+    dump_done = true;
+    return std::string("slow section");
+  });
+  std::atomic<int> shutdown_during_dump{-1};
+  auto hook = lc.on_shutdown("probe", [&](graceful::deadline) {
+    std::lock_guard lk(m);
+    shutdown_during_dump = in_dump && !dump_done ? 1 : 0;
+  });
+  ::kill(::getpid(), SIGUSR1);
+  {
+    std::unique_lock lk(m);
+    ASSERT_TRUE(cv.wait_for(lk, 5s, [&] { return in_dump; })) << log.text();
+  }
+  ::kill(::getpid(), SIGTERM);
+  int code = lc.run();
+  {
+    std::lock_guard lk(m);
+    release = true;
+  }
+  cv.notify_all();
+  EXPECT_EQ(code, 0);
+  EXPECT_EQ(shutdown_during_dump.load(), 1) << "the shutdown hooks ran only after the dump\n" << log.text();
+  section.reset();
+  hook.reset();
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+}
+
+TEST(lifecycle, the_last_hook_of_a_phase_runs_on_the_thread_that_called_run) {
+  captured_log log;
+  gl::lifecycle lc(quiet(log));
+  const auto run_thread = std::this_thread::get_id();
+  std::thread::id first, last;
+  auto a = lc.on_shutdown("first", [&](graceful::deadline) { first = std::this_thread::get_id(); });
+  auto b = lc.on_shutdown("last", [&](graceful::deadline) { last = std::this_thread::get_id(); });
+  lc.request_stop("test");
+  EXPECT_EQ(lc.run(), 0);
+  EXPECT_EQ(last, run_thread);
+  EXPECT_NE(first, run_thread) << "every other hook has a thread of its own";
+}
+
 TEST(lifecycle, sighup_runs_the_registered_handlers_on_the_lifecycle_thread) {
   captured_log log;
   gl::options o;
