@@ -206,7 +206,7 @@ one_run() {
 
 echo "# restart.sh $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "# machine: $(nproc) cores, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1), load avg $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# graceful: $BIN_DIR ($(build_type "$BIN_DIR") build); $(nginx -v 2>&1); $(go version | cut -d' ' -f3)"
+echo "# graceful: $(shown_path "$BIN_DIR") ($(build_type "$BIN_DIR") build); $(nginx -v 2>&1); $(go version | cut -d' ' -f3)"
 echo "# load: $conns connections, ${duration}s, restart at ${at}s; $runs runs each; graceful-bench URL -c $conns -d ${duration}s --at ${at}s --exec ACTION [--close] ${strict:+$strict }--json F; wrk -t$threads -c$conns -d${duration}s --latency [-H 'Connection: close']"
 if [ "$delay" -gt 0 ]; then
   echo "# path: through delay-proxy, ${delay} ms one-way each direction (bytes, FIN, RST delayed in order)"
