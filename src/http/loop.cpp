@@ -26,8 +26,7 @@ void start_connection(loop& l, tcp::socket s) {
   // Responses are written whole; Nagle would only delay stream chunks and 100-continue.
   s.set_option(tcp::no_delay(true), ec);
   bump(l.accepted);
-  auto c = std::make_shared<http1_connection>(l, std::move(s));
-  asio::co_spawn(*l.ctx, http1_connection::run(std::move(c)), asio::detached);
+  http1_connection::start(std::make_shared<http1_connection>(l, std::move(s)));
 }
 
 bool is_resource_exhaustion(const error_code& ec) {

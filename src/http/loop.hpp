@@ -30,6 +30,7 @@
 namespace graceful::http::detail {
 
 class connection_base;
+class http1_idle;
 
 struct listener {
   boost::asio::ip::tcp::acceptor acceptor;
@@ -45,6 +46,8 @@ struct loop {
   std::thread thread;
   std::vector<std::unique_ptr<listener>> listeners;
   std::vector<connection_base*> conns;  // only touched on this loop's thread
+  /// The idle HTTP/1.1 connections (http1_connection.hpp): a service of ctx, dies with it.
+  http1_idle* http1 = nullptr;
   std::stop_source stop;
   std::stop_token stop_token = stop.get_token();
   bool draining = false;  // shutdown or close began (loop thread only)
