@@ -158,6 +158,9 @@ void loop::begin_close() {
   std::uint64_t requests = 0, connections = 0;
   for (auto* c : copy) {
     if (c->cut_counted_) continue;  // its loss at the shutdown deadline is already counted
+    // Counted here, once: force_close() wakes its coroutine, which may reach count_cut() too
+    // (a body read cut by the close); without the mark the loss was counted twice.
+    c->cut_counted_ = true;
     requests += c->in_flight_;
     ++connections;
   }
