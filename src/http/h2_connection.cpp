@@ -283,7 +283,7 @@ asio::awaitable<void> h2_connection::writer(std::shared_ptr<h2_connection> self)
     }
     // Nothing to send. The connection ends when the session says so, or when the client is
     // gone (EOF: it will read nothing more, so there is nothing to protect).
-    bool done = c.session_.finished(c.ack_wait_over_) || (c.reader_done_ && c.peer_eof_);
+    bool done = c.session_.finished() || (c.reader_done_ && c.peer_eof_);
     if (done && !c.lingering_) {
       if (c.peer_eof_) {
         c.close_now();
@@ -324,10 +324,6 @@ asio::awaitable<void> h2_connection::ticker(std::shared_ptr<h2_connection> self)
     if (c.session_.current_phase() == phase::open && c.session_.streams() == 0 &&
         now - c.session_.last_activity() >= c.opts_.idle_timeout)
       c.session_.final_goaway();
-    // After the final GOAWAY, its PING ACK is awaited at most linger_timeout.
-    if (c.session_.current_phase() == phase::goaway_sent && c.ack_cap_at_ == never)
-      c.ack_cap_at_ = now + c.opts_.linger_timeout;
-    if (now >= c.ack_cap_at_) c.ack_wait_over_ = true;
     // A client that stopped reading: the write in progress is over its time.
     if (c.writing_since_ != never && now - c.writing_since_ >= c.opts_.write_timeout) {
       c.close_now();
@@ -341,7 +337,6 @@ asio::awaitable<void> h2_connection::ticker(std::shared_ptr<h2_connection> self)
     // Sleep until the earliest deadline still pending.
     auto ph = c.session_.current_phase();
     if (ph == phase::notice_sent) next = std::min(next, c.ping_cap_at_);
-    if (ph == phase::goaway_sent && !c.ack_wait_over_) next = std::min(next, c.ack_cap_at_);
     if (ph == phase::open && c.session_.streams() == 0) next = std::min(next, c.session_.last_activity() + c.opts_.idle_timeout);
     if (c.lingering_) next = std::min(next, c.linger_until_);
     if (c.writing_since_ != never) next = std::min(next, c.writing_since_ + c.opts_.write_timeout);

@@ -11,8 +11,8 @@
 // At shutdown (loop::begin_shutdown -> begin_shutdown()): GOAWAY notice + PING at once
 // (idle or not); on the ACK, or after options::http2_ping_timeout, the final GOAWAY with the
 // last processed stream id; streams up to it complete, later ones are refused; the
-// connection closes with a lingering close once its last stream ended and the client
-// acknowledged the final GOAWAY (or options::linger_timeout passed).
+// connection closes with a lingering close (FIN, input discarded until the client closes or
+// options::linger_timeout) once the final GOAWAY is out and its last stream ended.
 
 #include <array>
 #include <chrono>
@@ -99,7 +99,6 @@ private:
   h2_counters seen_{};  // counters already added to the loop's
   clock_type::time_point accepted_at_;
   clock_type::time_point ping_cap_at_ = clock_type::time_point::max();   // shutdown: final GOAWAY by then
-  clock_type::time_point ack_cap_at_ = clock_type::time_point::max();    // final GOAWAY's PING ACK by then
   clock_type::time_point linger_until_ = clock_type::time_point::max();  // lingering close ends by then
   clock_type::time_point writing_since_ = clock_type::time_point::max(); // a write in progress since
   std::uint32_t handlers_ = 0;
@@ -109,7 +108,6 @@ private:
   bool writer_done_ = false;
   bool ticker_done_ = false;
   bool peer_eof_ = false;
-  bool ack_wait_over_ = false;
   bool finished_ = false;
 };
 

@@ -5,18 +5,28 @@
 // two-phase GOAWAY, and abuse limits. No sockets, no timers, no threads: the connection that
 // owns it does the I/O and calls expire() from its timer, so this is unit-tested against
 // nghttp2's own client session in memory (tests/unit/http/h2_session_test.cpp).
+// Implementation by concept: h2_session.cpp (construction, stream table, I/O),
+// h2_session_callbacks.cpp (what nghttp2 reports), h2_session_response.cpp (responses out),
+// h2_session_limits.cpp (shutdown phases, timeouts, abuse).
 //
 // Two-phase shutdown (RFC 9113 6.8, as nghttpx, h2o and Envoy do it):
 //   begin_shutdown()  GOAWAY(last_stream_id = 2^31-1, NO_ERROR) + PING: "stop opening streams
 //                     soon"; streams the client opens meanwhile are still served.
 //   PING ACK          (or the owner's cap, e.g. 1 s: final_goaway()) the client has seen the
 //                     notice, so every stream it opened before it has arrived:
-//                     GOAWAY(last_stream_id = nghttp2_session_get_last_proc_stream_id) + PING.
-//                     Streams up to that id complete; a stream above it that still arrives is
-//                     answered RST_STREAM(REFUSED_STREAM) (safe to retry: never processed).
-//   second PING ACK   the client has read the final GOAWAY; once the last stream ends,
-//                     finished() is true and the owner does a lingering close.
-// An idle connection goes through the same phases at once: two round trips, no grace guess.
+//                     GOAWAY(last_stream_id = nghttp2_session_get_last_proc_stream_id).
+//                     Streams up to that id complete; a stream above it that still arrives
+//                     while some stream runs is answered RST_STREAM(REFUSED_STREAM) (safe to
+//                     retry: never processed).
+//   last stream ends  finished() is true once the final GOAWAY is out and no stream is left;
+//                     the owner does a lingering close (FIN after the GOAWAY, input drained),
+//                     so the client reads the GOAWAY, whose last id tells it which of its
+//                     streams were not processed.
+// No second PING round trip: with no active stream after its final GOAWAY, nghttp2 reads no
+// more input (nghttp2_session_mem_recv discards it once want_read is 0), so an ACK would never
+// be seen, and nothing needs one: the lingering close already keeps our frames from being
+// destroyed by a RST. An idle connection goes through the same phases at once: one round
+// trip (or the cap), no grace guess.
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -98,7 +108,7 @@ struct h2_stream {
 /// Counters of one session (summed into server_stats by the owner).
 struct h2_counters {
   std::uint64_t streams_opened = 0;    ///< request streams that began
-  std::uint64_t streams_refused = 0;   ///< RST_STREAM(REFUSED_STREAM) sent after the final GOAWAY
+  std::uint64_t streams_refused = 0;   ///< RST_STREAM(REFUSED_STREAM) frames sent
   std::uint64_t streams_reset = 0;     ///< streams the client reset
   std::uint64_t goaways_sent = 0;      ///< GOAWAY frames sent (notice, final, errors)
 };
@@ -176,10 +186,10 @@ public:
   void final_goaway();
   /// Tears the connection down now: GOAWAY(code) and a warning naming `reason`.
   void terminate(std::uint32_t code, std::string_view reason);
-  /// The connection may close: the final GOAWAY went out, its PING was acknowledged (or
-  /// `ack_wait_over`), no stream is left, and nothing is left to send. Also true after a
-  /// connection error or when the client sent GOAWAY and no stream is left.
-  bool finished(bool ack_wait_over = false) const noexcept;
+  /// The connection may close (lingering): the final GOAWAY went out, no stream is left,
+  /// and nothing is left to send. Also true after a connection error, or when the client
+  /// sent GOAWAY and no stream is left.
+  bool finished() const noexcept;
 
   /// Per-stream and header-block timeouts at `now`: a request body slower than `body` gets
   /// 408; a stream whose response made no progress for `write` (a client that stopped
@@ -195,7 +205,7 @@ public:
   std::size_t open_streams() const noexcept;
   /// The id the final GOAWAY carried (-1 before it).
   std::int32_t last_stream_id() const noexcept { return final_id_; }
-  /// The first PING of phase 1 was acknowledged.
+  /// The PING after the shutdown notice was acknowledged.
   bool notice_acked() const noexcept { return ping1_acked_; }
   /// Why the session failed or was terminated ("" if it did not).
   const std::string& error() const noexcept { return error_; }
@@ -203,7 +213,7 @@ public:
   /// Last time a frame arrived or a stream made progress (for the connection's idle timeout).
   h2_clock::time_point last_activity() const noexcept { return activity_; }
 
-  struct callbacks;  ///< nghttp2 callback trampolines (implementation detail)
+  struct callbacks;  ///< nghttp2 callback trampolines (h2_session_callbacks.hpp)
 
 private:
   friend struct callbacks;
@@ -218,7 +228,7 @@ private:
   void make_ready(h2_stream& st);
   void erase(std::int32_t id);
   bool submit(h2_stream& st, std::string_view date, bool with_provider, std::size_t length);
-  void send_ping(const char (&payload)[9]);
+  void refuse_pending();
   spdlog::logger& log() const noexcept;
 
   h2_settings s_;
@@ -231,8 +241,10 @@ private:
   phase phase_ = phase::open;
   std::int32_t final_id_ = -1;
   std::int32_t max_seen_id_ = 0;  // highest client stream id whose HEADERS began
-  bool ping1_sent_ = false, ping2_sent_ = false;
-  bool ping1_acked_ = false, ping2_acked_ = false;
+  bool ping1_sent_ = false, ping1_acked_ = false;
+  // Streams above the final GOAWAY's id whose HEADERS arrived in the current feed(): refused
+  // once nghttp2 has seen them (it drops a RST_STREAM for an id it has not received yet).
+  std::vector<std::int32_t> refuse_;
   bool failed_ = false;
   bool peer_goaway_ = false;
   bool terminated_ = false;

@@ -14,7 +14,7 @@
 
 namespace graceful::http {
 
-namespace detail { class request_parser; class h2_session; struct message_access; }
+namespace detail { class request_parser; struct message_access; }
 
 /// One header field as received (value without surrounding whitespace).
 struct header_field {
@@ -22,7 +22,7 @@ struct header_field {
   std::string_view value;  ///< as the client sent it
 };
 
-/// A parsed HTTP/1.x request. Views stay valid until the handler returns.
+/// A parsed request (HTTP/1.x, or one HTTP/2 stream). Views stay valid until the handler returns.
 class request {
 public:
   /// The method token as sent ("GET", "POST", ...).
@@ -41,7 +41,7 @@ public:
   const std::vector<header_field>& headers() const noexcept { return headers_; }
   /// The body, chunked coding removed.
   const std::string& body() const noexcept { return body_; }
-  /// 10 for HTTP/1.0, 11 for HTTP/1.1.
+  /// 10 for HTTP/1.0, 11 for HTTP/1.1, 20 for HTTP/2.
   int version() const noexcept { return version_; }
   /// True when the client asked to keep the connection open after this request.
   bool keep_alive() const noexcept { return keep_alive_; }
@@ -52,7 +52,6 @@ public:
 
 private:
   friend class detail::request_parser;
-  friend class detail::h2_session;
   friend struct detail::message_access;  // the protocols fill requests and read responses
   std::string_view method_, target_, path_, query_;
   int version_ = 11;

@@ -12,128 +12,17 @@
 #include <gtest/gtest.h>
 #include <nghttp2/nghttp2.h>
 
+#include "h2_test_client.hpp"
+
 namespace {
 
 using graceful::http::detail::h2_session;
 using graceful::http::detail::h2_settings;
 using graceful::http::detail::h2_stream;
+using graceful::test::h2::client;
+using graceful::test::h2::frame_type;
+using graceful::test::h2::frames_of;
 using namespace std::chrono_literals;
-
-/// What the client saw of one stream.
-struct seen {
-  int status = 0;
-  std::string body;
-  std::map<std::string, std::string> headers;
-  bool closed = false;
-  std::uint32_t close_code = 0;
-  bool rst_received = false;
-  std::uint32_t rst_code = 0;
-};
-
-/// nghttp2's client session with recording callbacks.
-struct client {
-  nghttp2_session* ng = nullptr;
-  std::map<std::int32_t, seen> streams;
-  std::vector<std::pair<std::int32_t, std::uint32_t>> goaways;  // (last_stream_id, error_code)
-
-  explicit client(std::vector<nghttp2_settings_entry> settings = {}, bool auto_window = true) {
-    nghttp2_session_callbacks* cb;
-    nghttp2_session_callbacks_new(&cb);
-    nghttp2_session_callbacks_set_on_header_callback(
-        cb, [](nghttp2_session*, const nghttp2_frame* f, const std::uint8_t* n, std::size_t nl, const std::uint8_t* v,
-               std::size_t vl, std::uint8_t, void* u) {
-          auto& s = static_cast<client*>(u)->streams[f->hd.stream_id];
-          std::string name(reinterpret_cast<const char*>(n), nl), value(reinterpret_cast<const char*>(v), vl);
-          if (name == ":status") s.status = std::stoi(value);
-          else s.headers[name] = value;
-          return 0;
-        });
-    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(
-        cb, [](nghttp2_session*, std::uint8_t, std::int32_t id, const std::uint8_t* d, std::size_t l, void* u) {
-          static_cast<client*>(u)->streams[id].body.append(reinterpret_cast<const char*>(d), l);
-          return 0;
-        });
-    nghttp2_session_callbacks_set_on_stream_close_callback(cb, [](nghttp2_session*, std::int32_t id, std::uint32_t code, void* u) {
-      auto& s = static_cast<client*>(u)->streams[id];
-      s.closed = true;
-      s.close_code = code;
-      return 0;
-    });
-    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, [](nghttp2_session*, const nghttp2_frame* f, void* u) {
-      auto* c = static_cast<client*>(u);
-      if (f->hd.type == NGHTTP2_GOAWAY) c->goaways.emplace_back(f->goaway.last_stream_id, f->goaway.error_code);
-      if (f->hd.type == NGHTTP2_RST_STREAM) {
-        c->streams[f->hd.stream_id].rst_received = true;
-        c->streams[f->hd.stream_id].rst_code = f->rst_stream.error_code;
-      }
-      return 0;
-    });
-    nghttp2_option* opt;
-    nghttp2_option_new(&opt);
-    if (!auto_window) nghttp2_option_set_no_auto_window_update(opt, 1);
-    nghttp2_session_client_new2(&ng, cb, this, opt);
-    nghttp2_option_del(opt);
-    nghttp2_session_callbacks_del(cb);
-    nghttp2_submit_settings(ng, NGHTTP2_FLAG_NONE, settings.data(), settings.size());
-  }
-  ~client() { nghttp2_session_del(ng); }
-
-  std::int32_t request(const std::string& method, const std::string& path, const std::string& body = {},
-                       std::vector<std::pair<std::string, std::string>> extra = {}) {
-    std::vector<std::pair<std::string, std::string>> h = {
-        {":method", method}, {":scheme", "http"}, {":authority", "test.local"}, {":path", path}};
-    for (auto& e : extra) h.push_back(e);
-    std::vector<nghttp2_nv> nv;
-    for (auto& [k, v] : h)
-      nv.push_back({reinterpret_cast<std::uint8_t*>(k.data()), reinterpret_cast<std::uint8_t*>(v.data()), k.size(),
-                    v.size(), NGHTTP2_NV_FLAG_NONE});
-    if (body.empty()) return nghttp2_submit_request(ng, nullptr, nv.data(), nv.size(), nullptr, nullptr);
-    bodies.push_back(std::make_unique<std::pair<std::string, std::size_t>>(body, 0));
-    nghttp2_data_provider p{};
-    p.source.ptr = bodies.back().get();
-    p.read_callback = [](nghttp2_session*, std::int32_t, std::uint8_t* buf, std::size_t len, std::uint32_t* flags,
-                         nghttp2_data_source* src, void*) -> ssize_t {
-      auto* b = static_cast<std::pair<std::string, std::size_t>*>(src->ptr);
-      std::size_t n = std::min(len, b->first.size() - b->second);
-      std::memcpy(buf, b->first.data() + b->second, n);
-      b->second += n;
-      if (b->second == b->first.size()) *flags |= NGHTTP2_DATA_FLAG_EOF;
-      return static_cast<ssize_t>(n);
-    };
-    return nghttp2_submit_request(ng, nullptr, nv.data(), nv.size(), &p, nullptr);
-  }
-  std::vector<std::unique_ptr<std::pair<std::string, std::size_t>>> bodies;
-
-  /// Bytes the client wants to send.
-  std::string out() {
-    std::string s;
-    for (;;) {
-      const std::uint8_t* d;
-      auto n = nghttp2_session_mem_send(ng, &d);
-      if (n <= 0) break;
-      s.append(reinterpret_cast<const char*>(d), static_cast<std::size_t>(n));
-    }
-    return s;
-  }
-  void in(const std::string& b) {
-    auto rv = nghttp2_session_mem_recv(ng, reinterpret_cast<const std::uint8_t*>(b.data()), b.size());
-    ASSERT_EQ(rv, static_cast<ssize_t>(b.size())) << nghttp2_strerror(static_cast<int>(rv));
-  }
-};
-
-/// Splits a byte string of whole frames into frames.
-std::vector<std::string> frames_of(const std::string& b) {
-  std::vector<std::string> out;
-  std::size_t i = 0;
-  while (i + 9 <= b.size()) {
-    auto* u = reinterpret_cast<const unsigned char*>(b.data() + i);
-    std::size_t len = (std::size_t(u[0]) << 16) | (std::size_t(u[1]) << 8) | u[2];
-    out.push_back(b.substr(i, 9 + len));
-    i += 9 + len;
-  }
-  return out;
-}
-int frame_type(const std::string& f) { return static_cast<unsigned char>(f[3]); }
 
 /// A server session and its owner's behaviour: `handler` answers each ready stream.
 struct pair_fixture {
@@ -298,6 +187,18 @@ TEST(H2Session, ClientResetWhileHandlerRunsKeepsTheStreamUntilReleased) {
 
 // ---- two-phase shutdown ----
 
+/// The RST_STREAM frames in `bytes`: (stream id, error code).
+std::vector<std::pair<std::int32_t, std::uint32_t>> rsts_in(const std::string& bytes) {
+  std::vector<std::pair<std::int32_t, std::uint32_t>> out;
+  for (auto& f : frames_of(bytes)) {
+    if (frame_type(f) != NGHTTP2_RST_STREAM || f.size() != 13) continue;
+    auto* u = reinterpret_cast<const unsigned char*>(f.data());
+    out.emplace_back(static_cast<std::int32_t>(((u[5] & 0x7fu) << 24) | (u[6] << 16) | (u[7] << 8) | u[8]),
+                     (std::uint32_t(u[9]) << 24) | (u[10] << 16) | (u[11] << 8) | u[12]);
+  }
+  return out;
+}
+
 TEST(H2Session, ShutdownServesStreamsOpenedBeforeThePingAckAndRefusesLaterOnes) {
   pair_fixture p;
   std::vector<h2_stream*> held;
@@ -305,11 +206,12 @@ TEST(H2Session, ShutdownServesStreamsOpenedBeforeThePingAckAndRefusesLaterOnes) 
   auto s1 = p.c.request("GET", "/a");
   p.pump();
   ASSERT_EQ(held.size(), 1u);
-  // Two more streams the client sends before it hears of any shutdown; they are in flight.
+  // Three more streams the client sends before it hears of any shutdown; they are in flight.
   auto s3 = p.c.request("GET", "/b");
   auto s5 = p.c.request("GET", "/c");
+  auto s7 = p.c.request("GET", "/d");
   auto in_flight = frames_of(p.c.out());
-  ASSERT_EQ(in_flight.size(), 2u);
+  ASSERT_EQ(in_flight.size(), 3u);
 
   p.server.begin_shutdown();
   std::string bytes;
@@ -330,17 +232,27 @@ TEST(H2Session, ShutdownServesStreamsOpenedBeforeThePingAckAndRefusesLaterOnes) 
   p.c2s();
   EXPECT_EQ(p.server.current_phase(), h2_session::phase::goaway_sent);
   EXPECT_EQ(p.server.last_stream_id(), s3);
-  // Stream 5 arrives only now: refused, so the client knows it may retry it elsewhere.
+  // Stream 5 arrives while the final GOAWAY is still queued, stream 7 once it is on the wire:
+  // neither is processed, and each gets RST_STREAM(REFUSED_STREAM) on the wire, so the client
+  // knows it may retry it elsewhere.
   p.server.feed(in_flight[1].data(), in_flight[1].size());
   p.dispatch();
+  bytes.clear();
+  p.server.produce(bytes);
+  p.server.feed(in_flight[2].data(), in_flight[2].size());
+  p.dispatch();
   EXPECT_EQ(held.size(), 2u);
-  p.s2c();
+  p.server.produce(bytes);
+  EXPECT_EQ(rsts_in(bytes), (std::vector<std::pair<std::int32_t, std::uint32_t>>{{s5, NGHTTP2_REFUSED_STREAM},
+                                                                                  {s7, NGHTTP2_REFUSED_STREAM}}));
+  p.c.in(bytes);
   ASSERT_EQ(p.c.goaways.size(), 2u);
   EXPECT_EQ(p.c.goaways[1].first, s3);
   EXPECT_EQ(p.c.goaways[1].second, NGHTTP2_NO_ERROR);
   EXPECT_TRUE(p.c.streams[s5].closed);
   EXPECT_EQ(p.c.streams[s5].close_code, NGHTTP2_REFUSED_STREAM);
-  EXPECT_EQ(p.server.counters().streams_refused, 1u);
+  EXPECT_EQ(p.c.streams[s7].close_code, NGHTTP2_REFUSED_STREAM);
+  EXPECT_EQ(p.server.counters().streams_refused, 2u);
   EXPECT_FALSE(p.server.finished());  // two streams still in progress
   // The streams up to the last id complete.
   for (auto* st : held) {
@@ -348,13 +260,14 @@ TEST(H2Session, ShutdownServesStreamsOpenedBeforeThePingAckAndRefusesLaterOnes) 
     p.server.respond(*st, "d");
     p.server.release(*st);
   }
+  EXPECT_FALSE(p.server.finished());  // their responses are not out yet
   p.pump();
   EXPECT_EQ(p.c.streams[s1].status, 200);
   EXPECT_EQ(p.c.streams[s3].status, 200);
   EXPECT_EQ(p.c.streams[s1].body, "done");
   EXPECT_EQ(p.c.streams[s1].close_code, NGHTTP2_NO_ERROR);
   EXPECT_EQ(p.c.streams[s3].close_code, NGHTTP2_NO_ERROR);
-  // The PING after the final GOAWAY was acknowledged: the connection may close now.
+  // The final GOAWAY is out and the last stream ended: the connection may close now.
   EXPECT_TRUE(p.server.finished());
   EXPECT_EQ(p.server.counters().goaways_sent, 2u);
 }
@@ -370,13 +283,42 @@ TEST(H2Session, IdleConnectionGetsItsGoawayAtOnce) {
   // which the owner sees as end of input.
   EXPECT_EQ(nghttp2_session_want_read(p.c.ng), 0);
   EXPECT_EQ(nghttp2_session_want_write(p.c.ng), 0);
-  // A client that stays silent: the owner's cap sends the final GOAWAY; then lingering close.
+  // A client that stays silent: the owner's cap sends the final GOAWAY; once it is out, the
+  // connection may close (lingering): no stream is left, and no second round trip is awaited.
   p.server.final_goaway();
   EXPECT_EQ(p.server.last_stream_id(), 0);
+  EXPECT_FALSE(p.server.finished());  // not sent yet
   std::string out;
   p.server.produce(out);
-  EXPECT_FALSE(p.server.finished());
-  EXPECT_TRUE(p.server.finished(true));
+  EXPECT_EQ(frame_type(frames_of(out).back()), NGHTTP2_GOAWAY);  // no PING after it
+  EXPECT_TRUE(p.server.finished());
+}
+
+TEST(H2Session, IdleConnectionWhoseClientAcksTheNoticeFinishesOnceTheFinalGoawayIsOut) {
+  pair_fixture p;
+  auto s1 = p.c.request("GET", "/a");
+  p.pump();
+  p.server.begin_shutdown();
+  std::string bytes;
+  p.server.produce(bytes);
+  // A client that keeps reading (Go's) acknowledges the notice's PING (by hand here: nghttp2's
+  // client, idle after a GOAWAY, reads nothing more).
+  std::string ack;
+  for (auto& f : frames_of(bytes))
+    if (frame_type(f) == NGHTTP2_PING) ack = f;
+  ASSERT_EQ(ack.size(), 17u);
+  ack[4] = static_cast<char>(NGHTTP2_FLAG_ACK);
+  p.server.feed(ack.data(), ack.size());
+  EXPECT_TRUE(p.server.notice_acked());
+  EXPECT_EQ(p.server.current_phase(), h2_session::phase::goaway_sent);
+  EXPECT_EQ(p.server.last_stream_id(), s1);
+  EXPECT_FALSE(p.server.finished());  // the final GOAWAY is not out yet
+  bytes.clear();
+  p.server.produce(bytes);
+  auto frames = frames_of(bytes);
+  ASSERT_EQ(frames.size(), 1u);  // the final GOAWAY, and no PING awaiting a second answer
+  EXPECT_EQ(frame_type(frames[0]), NGHTTP2_GOAWAY);
+  EXPECT_TRUE(p.server.finished());
 }
 
 TEST(H2Session, FinalGoawayWithoutPingAckWhenTheOwnerStopsWaiting) {
@@ -388,9 +330,10 @@ TEST(H2Session, FinalGoawayWithoutPingAckWhenTheOwnerStopsWaiting) {
   p.server.produce(ignored);  // the client never answers
   p.server.final_goaway();    // the owner's 1 s cap
   EXPECT_EQ(p.server.last_stream_id(), s1);
-  p.server.produce(ignored);
   EXPECT_FALSE(p.server.finished());
-  EXPECT_TRUE(p.server.finished(true));
+  p.server.produce(ignored);
+  EXPECT_TRUE(p.server.finished());
+  EXPECT_FALSE(p.server.notice_acked());
 }
 
 TEST(H2Session, ClientThatSentGoawayFinishesOnceItsStreamsEnd) {
@@ -551,7 +494,7 @@ TEST(H2Session, HeadersFrameCutMidPayloadIsCutOffAtTheHeaderTimeout) {
   EXPECT_EQ(s.error(), "");
   std::string out;
   s.produce(out);
-  EXPECT_FALSE(s.finished(true));  // still within the header timeout
+  EXPECT_FALSE(s.finished());  // still within the header timeout
   s.expire(now + 11s, 10s, 60s, 30s);
   EXPECT_NE(s.error().find("header block without end"), std::string::npos);
   out.clear();
