@@ -28,6 +28,11 @@
 #   --raw FILE         append one TSV line per run (scenario mode tool run failed p99_ms gap_ms
 #                      requests kinds reconnects)
 #   --bin-dir DIR      graceful-server / graceful-bench (default build-release/bin, then build/bin)
+#   --h2               HTTP/2 instead (issue 16): runs bench/restart_h2.sh with the other options:
+#                      graceful-upgrade, nginx-reload (http2), nginx-upgrade, go-shutdown (Go
+#                      x/net/http2 h2c, Shutdown + restart) in one run under graceful-bench --h2;
+#                      failed streams, retried, p99, reconnects. Its options: --runs --connections
+#                      --streams --duration --at --scenarios --bin-dir (restart.sh --h2 --help)
 #   -h, --help
 # Loopback only; each run starts a fresh server and stops it (and all it forked) afterwards.
 # A scenario whose programs are missing is skipped with a note. Exit 1 if the harness fails
@@ -38,7 +43,15 @@ PROG=restart.sh
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-usage() { sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,39p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+# --h2 anywhere: the HTTP/2 scenarios, by bench/restart_h2.sh with every other argument.
+for arg in "$@"; do
+  if [ "$arg" = --h2 ]; then
+    h2_args=()
+    for a in "$@"; do [ "$a" = --h2 ] || h2_args+=("$a"); done
+    exec "$(dirname "$0")/restart_h2.sh" "${h2_args[@]}"
+  fi
+done
 all_scenarios=graceful-upgrade,graceful-kill9,graceful-term,go-shutdown,go-tableflip,nginx-upgrade,nginx-reload
 scenarios=$all_scenarios modes=keepalive,close tools=graceful-bench,wrk
 runs=5 conns=64 duration=6 at=3 threads=2 plot='' raw='' delay=0 strict=''

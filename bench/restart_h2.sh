@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # HTTP/2 restart scenarios under load (issue 16): failed streams, p99 around the restart and
 # reconnects, measured by graceful-bench --h2 (h2c prior knowledge; a stream the server did not
-# process is retried and counted as a retry, every other loss as a failure). Kept beside
-# restart.sh (HTTP/1.1) so the two can change independently.
+# process is retried and counted as a retry, every other loss as a failure). Also run as
+# `bench/restart.sh --h2 [options]`; a file of its own so HTTP/1.1 and HTTP/2 can change apart.
 #
 # Usage: bench/restart_h2.sh [--runs N] [--connections C] [--streams M] [--duration S] [--at S]
 #                            [--scenarios LIST] [--bin-dir DIR]
@@ -27,7 +27,7 @@ while [ $# -gt 0 ]; do
     --at) at=${2:?}; shift 2 ;;
     --scenarios) scenarios=${2:?}; shift 2 ;;
     --bin-dir) BIN_DIR=${2:?}; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "$PROG: unknown argument $1" >&2; exit 2 ;;
   esac
 done

@@ -1,7 +1,7 @@
 // HTTP/2 connections of a real server over loopback (src/http/h2_connection): the two-phase
 // GOAWAY as a client on a socket sees it, including the race it exists for (a stream the
 // client opens before it has read the notice), the refusal of a stream that arrives after the
-// final GOAWAY, and what server_stats (hence /metrics) counts for it.
+// final GOAWAY, what server_stats (hence /metrics) counts for it, and floods cut off.
 #include <graceful/http/server.hpp>
 
 #include <poll.h>
@@ -11,12 +11,16 @@
 #include <cstdint>
 #include <functional>
 #include <future>
+#include <memory>
+#include <ostream>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
 #include <nghttp2/nghttp2.h>
+#include <spdlog/logger.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
 
 #include "h2_test_client.hpp"
 #include "http_test_server.hpp"
@@ -219,3 +223,70 @@ TEST(h2_connection, stream_opened_before_the_notice_was_read_is_served_and_one_a
   EXPECT_EQ(s.http2_streams_refused, 1u);
   EXPECT_EQ(s.http2_streams_by_status, (std::vector<std::pair<int, std::uint64_t>>{{200, 2}}));
 }
+
+// Abuse on a real socket: a client that resets streams in a loop (rapid reset,
+// CVE-2023-44487), floods PING or floods SETTINGS is cut off with GOAWAY(ENHANCE_YOUR_CALM),
+// the server logs a warning naming the abuse, and the connection ends (the server's FIN).
+struct flood_case {
+  const char* name;
+  const char* logged;
+  std::function<void(h2_conn&)> one;  // one unit of the flood, sent
+  friend void PrintTo(const flood_case& f, std::ostream* os) { *os << f.name; }
+};
+
+class h2_flood : public ::testing::TestWithParam<flood_case> {};
+
+TEST_P(h2_flood, is_cut_off_with_goaway_enhance_your_calm_and_a_warning) {
+  // Read under the sink's own lock (last_formatted): the server's threads write meanwhile.
+  auto sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(64);
+  auto o = h2_options();
+  o.logger = std::make_shared<spdlog::logger>("h2-flood", sink);
+  test_server ts(o);
+  h2_conn h(ts.port);
+  ASSERT_TRUE(h.sock.connected());
+  // Bounded: far beyond each limit (200 resets / 50 PINGs or SETTINGS in a burst).
+  for (int i = 0; i < 2000 && h.c.goaways.empty(); ++i) {
+    GetParam().one(h);
+    if (i % 50 == 49) {
+      // Read what came back (ACKs, maybe the GOAWAY) without waiting for more.
+      pollfd p{h.sock.fd(), POLLIN, 0};
+      while (::poll(&p, 1, 0) > 0 && h.receive(secs(1))) h.deliver();
+      if (h.end != read_end::data) break;
+    }
+  }
+  // The GOAWAY, then the end of the connection.
+  EXPECT_FALSE(h.run_until([] { return false; }, secs(20)));
+  EXPECT_NE(h.end, read_end::timeout);
+  ASSERT_FALSE(h.c.goaways.empty());
+  EXPECT_EQ(h.c.goaways.back().second, NGHTTP2_ENHANCE_YOUR_CALM);
+  auto logged = [&] {
+    std::string all;
+    for (auto& line : sink->last_formatted()) all += line;
+    return all;
+  };
+  EXPECT_TRUE(eventually([&] { return logged().find(GetParam().logged) != std::string::npos; }, secs(10))) << logged();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    abuse, h2_flood,
+    ::testing::Values(
+        flood_case{"rapid_reset", "rapid reset",
+                   [](h2_conn& h) {
+                     // HEADERS out first: nghttp2's client drops a RST for a stream not sent yet.
+                     auto id = h.c.request("GET", "/");
+                     h.send();
+                     nghttp2_submit_rst_stream(h.c.ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+                     h.send();
+                   }},
+        flood_case{"ping_flood", "PING flood",
+                   [](h2_conn& h) {
+                     nghttp2_submit_ping(h.c.ng, NGHTTP2_FLAG_NONE, nullptr);
+                     h.send();
+                   }},
+        flood_case{"settings_flood", "SETTINGS flood",
+                   [](h2_conn& h) {
+                     nghttp2_settings_entry e{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 65535};
+                     nghttp2_submit_settings(h.c.ng, NGHTTP2_FLAG_NONE, &e, 1);
+                     h.send();
+                   }}),
+    [](const auto& p) { return std::string(p.param.name); });
