@@ -68,9 +68,11 @@ public:
 private:
   // Blocks of the usual first size are kept per thread (each loop is one thread) for the next
   // buffer: an idle connection gives its buffer back at every wait, and a malloc + free of
-  // 4 KiB for every keep-alive request is measurable. At most cache_max blocks (256 KiB).
+  // 4 KiB for every keep-alive request is measurable. At most cache_max blocks (64 KiB): a
+  // block is taken back within a request, so few are ever waiting; more would only be
+  // memory kept after a burst of idle connections (issue 13 item 3).
   static constexpr std::size_t cached_size = 4096;
-  static constexpr std::size_t cache_max = 64;
+  static constexpr std::size_t cache_max = 16;
   static std::vector<std::unique_ptr<char[]>>& cache() noexcept {
     thread_local std::vector<std::unique_ptr<char[]>> c;
     return c;

@@ -23,15 +23,17 @@ inline constexpr std::size_t shrink_threshold = 256 * 1024;
 
 /// Spare HTTP/1.1 request states (parser, request, response, buffers, timers) a loop keeps
 /// for the next idle connection that wakes up: an idle connection holds none, and taking
-/// one from the spares instead of allocating keeps the keep-alive path free of those
-/// allocations. Bounded so a burst of connections does not pin its memory (~1.5 KiB each).
-inline constexpr std::size_t spare_states_max = 64;
+/// one from the spares instead of allocating keeps a wake-up free of those allocations.
+/// Few: a busy connection keeps its state through its short idle waits (hot_idle_time),
+/// and more would only be memory kept after a burst of connections (~1-2 KiB each).
+inline constexpr std::size_t spare_states_max = 16;
 /// An idle HTTP/1.1 connection waits this long in its coroutine (holding its request state)
 /// before it parks without one (http1_connection.hpp): ending and starting the coroutine
-/// at every keep-alive request cost ~5% CPU per request (bench/RESULTS.md), and a busy
+/// at every keep-alive request cost ~6% CPU per request (bench/RESULTS.md), and a busy
 /// client sends its next request well within this; a connection idle for longer costs its
-/// small record only. Short, so that a burst of connections going idle pins little memory.
-inline constexpr std::chrono::milliseconds hot_idle_time{20};
+/// small record only. Short, so that a burst of connections going idle pins little memory
+/// (their request states and coroutine frames, given back 5 ms later).
+inline constexpr std::chrono::milliseconds hot_idle_time{5};
 /// Freed readiness-wait operations (~120 bytes) a loop keeps for the next idle connection.
 inline constexpr std::size_t spare_ops_max = 256;
 
