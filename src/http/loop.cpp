@@ -20,11 +20,15 @@ using error_code = boost::system::error_code;
 
 namespace {
 
-/// A new connection on `l`: the protocol is chosen here (HTTP/1.1 only, for now).
-void start_connection(loop& l, tcp::socket s) {
-  error_code ec;
+/// A new connection on `l`, accepted on `li`: the protocol is chosen here (HTTP/1.1 only, for now).
+void start_connection(loop& l, const listener& li, tcp::socket s) {
   // Responses are written whole; Nagle would only delay stream chunks and 100-continue.
-  s.set_option(tcp::no_delay(true), ec);
+  // Linux copies TCP_NODELAY from the listener to what it accepts (add_listener): set here
+  // only where the listener could not take it, one system call per connection saved.
+  if (!li.nodelay) {
+    error_code ec;
+    s.set_option(tcp::no_delay(true), ec);
+  }
   bump(l.accepted);
   http1_connection::start(std::make_shared<http1_connection>(l, std::move(s)));
 }
@@ -65,7 +69,7 @@ asio::awaitable<void> accept_loop(loop& l, listener& li) {
       continue;  // ECONNABORTED and the like concern one client only
     }
     backoff = std::chrono::milliseconds(0);
-    start_connection(l, std::move(s));
+    start_connection(l, li, std::move(s));
   }
   l.srv.release();
 }
@@ -91,6 +95,10 @@ bool loop::add_listener(int fd, bool v6, std::error_code& e) {
     e = std::error_code(ec.value(), std::system_category());
     return false;
   }
+  // Inherited by every accepted socket (start_connection); a listener that refuses it (not
+  // TCP?) leaves the option to each connection.
+  li->acceptor.set_option(tcp::no_delay(true), ec);
+  li->nodelay = !ec;
   srv.retain();
   auto& ref = *li;
   listeners.push_back(std::move(li));
@@ -132,7 +140,7 @@ void loop::accept_queued(listener& li) {
         srv.log().warn("http: accepting the queued connections before closing a listener: {}", ec.message());
       break;
     }
-    start_connection(*this, std::move(s));
+    start_connection(*this, li, std::move(s));
   }
   if (n) srv.log().info("http: {} connections were waiting in the accept queue at shutdown; serving them", n);
 }

@@ -35,6 +35,7 @@ class http1_idle;
 struct listener {
   boost::asio::ip::tcp::acceptor acceptor;
   boost::asio::steady_timer pause;  // EMFILE back-off and max_connections pause
+  bool nodelay = false;              // TCP_NODELAY set on the listener: accepted sockets inherit it
   explicit listener(boost::asio::io_context& ctx) : acceptor(ctx), pause(ctx) {}
 };
 
