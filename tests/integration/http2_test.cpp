@@ -267,11 +267,11 @@ TEST(http2, h2load_across_20_upgrades_gets_every_started_stream_answered) {
   const int upgrades = 20;
   long started = 0, succeeded = 0;
   for (int i = 0; i < upgrades; ++i) {
-    // 2 connections x 8 streams that last until the old process's shutdown ends them. h2load
-    // 1.52 opens no new HTTP/2 connection after a GOAWAY, so the other 16 of -n 32 are never
-    // sent (it counts those as failed: total - started); every stream it did send must be
-    // answered.
-    gt::child load({{h2load(), "-n", "32", "-c", "2", "-m", "8", server.url(until_stop)}});
+    // 2 connections x 8 streams of 300 ms, in flight across the old process's notice and
+    // final GOAWAY. h2load 1.52 opens no new HTTP/2 connection after a GOAWAY, so the other 16
+    // of -n 32 are never sent (it counts those as failed: total - started); every stream it
+    // did send must be answered.
+    gt::child load({{h2load(), "-n", "32", "-c", "2", "-m", "8", server.url("/slow?ms=300")}});
     ASSERT_TRUE(gt::eventually([&] { return in_flight(server.port()) >= 16 || load.exited(); }, ul::patient()));
     ASSERT_FALSE(load.exited()) << load.output();
     std::string why;
