@@ -34,7 +34,7 @@ long long since(std::chrono::steady_clock::time_point t0) {
 }
 
 /// Shuts down the queues after the server; optionally discards what is left in them.
-void finish_queues(const attach_options& o, graceful::deadline d) {
+void finish_queues(const attach_options& o, graceful::deadline d, spdlog::logger& log) {
   for (auto* cq : o.completion_queues) cq->Shutdown();
   if (!o.drain_completion_queues) return;
   for (auto* cq : o.completion_queues) {
@@ -49,7 +49,7 @@ void finish_queues(const attach_options& o, graceful::deadline d) {
                              : cq->AsyncNext(&tag, &ok, wall);
       if (st == ::grpc::CompletionQueue::SHUTDOWN) break;
       if (st == ::grpc::CompletionQueue::TIMEOUT) {
-        spdlog::warn("grpc: a completion queue still had events at the deadline");
+        log.warn("grpc: a completion queue still had events at the deadline");
         return;
       }
     }
@@ -62,20 +62,22 @@ attachment attach(::grpc::Server& s, acceptor* a, lifecycle::lifecycle& lc, atta
   attachment r;
   r.state_ = std::make_shared<attachment::state>();
   r.state_->deadline_exit_code = lc.config().deadline_exit_code;
+  // Held by the hooks: the logger outlives attach()'s caller's copy of the options.
+  std::shared_ptr<spdlog::logger> logger = o.logger ? o.logger : spdlog::default_logger();
   if (o.health) {
     if (!s.GetHealthCheckService())
-      spdlog::warn("grpc: no health service (call grpc::EnableDefaultHealthCheckService(true) before "
+      logger->warn("grpc: no health service (call grpc::EnableDefaultHealthCheckService(true) before "
                    "BuildAndStart): draining will not be visible to health checks");
-    r.drain_hook = lc.on_drain("grpc: health NOT_SERVING", [&s](graceful::deadline) {
+    r.drain_hook = lc.on_drain("grpc: health NOT_SERVING", [&s, logger](graceful::deadline) {
       // Every service at once, while calls are still served: clients and load balancers
       // that health-check move away during the drain delay instead of at the GOAWAY.
       if (auto* h = s.GetHealthCheckService()) {
         h->SetServingStatus(false);
-        spdlog::info("grpc: health NOT_SERVING (draining)");
+        logger->info("grpc: health NOT_SERVING (draining)");
       }
     });
   }
-  r.shutdown_hook = lc.on_shutdown("grpc", [&s, a, o, st = r.state_](graceful::deadline d) {
+  r.shutdown_hook = lc.on_shutdown("grpc", [&s, a, o, st = r.state_, logger](graceful::deadline d) {
     auto t0 = std::chrono::steady_clock::now();
     auto inner = d.is_never() ? d : graceful::deadline(d.when() - o.cancel_margin);
     // Someone else serves the socket after us when this process handed it over, or when it
@@ -89,20 +91,20 @@ attachment attach(::grpc::Server& s, acceptor* a, lifecycle::lifecycle& lc, atta
       auto age = a->options().max_connection_age;
       auto until = earliest(inner, graceful::deadline::after(age * 11 / 10 + ms(250)));
       auto open = a->stats().open_connections;
-      spdlog::info("grpc: {} connections move to the new process as they reach their max age ({} ms)",
+      logger->info("grpc: {} connections move to the new process as they reach their max age ({} ms)",
                    open, age.count());
       auto left = a->wait_connections_closed(until);
-      spdlog::info("grpc: {} of {} connections closed in {} ms; {} still open (streams in flight)", open - std::min(open, left),
+      logger->info("grpc: {} of {} connections closed in {} ms; {} still open (streams in flight)", open - std::min(open, left),
                    open, since(t0), left);
     }
     auto res = shutdown(s, inner, a);
     if (res) {
-      spdlog::info("grpc: shutdown complete in {} ms", since(t0));
+      logger->info("grpc: shutdown complete in {} ms", since(t0));
     } else {
       st->cut.store(true);
-      spdlog::warn("grpc: shutdown: {} after {} ms", res.error().message(), since(t0));
+      logger->warn("grpc: shutdown: {} after {} ms", res.error().message(), since(t0));
     }
-    finish_queues(o, d);
+    finish_queues(o, d, *logger);
   });
   if (a)
     r.dump_section = lc.add_dump_section("grpc", [a] { return a->describe() + "\n"; });

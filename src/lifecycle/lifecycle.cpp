@@ -134,14 +134,20 @@ void lifecycle::impl::join_all(std::vector<std::thread>& ts) {
   ts.clear();
 }
 
+std::optional<options_error> validate(const options& o) {
+  auto bad = [](std::string field, std::string rule) {
+    return options_error{field, "lifecycle::options::" + field + " " + rule};
+  };
+  if (o.drain_delay.count() < 0) return bad("drain_delay", "must not be negative");
+  if (o.shutdown_timeout.count() <= 0) return bad("shutdown_timeout", "must be positive");
+  if (o.profile_limit.count() <= 0) return bad("profile_limit", "must be positive");
+  return std::nullopt;
+}
+
 lifecycle::lifecycle(options opts) {
   if (g_exists.exchange(true)) throw std::logic_error("graceful::lifecycle: only one lifecycle may exist per process");
   try {
-    if (opts.drain_delay.count() < 0) throw std::invalid_argument("graceful::lifecycle: drain_delay must not be negative");
-    if (opts.shutdown_timeout.count() <= 0)
-      throw std::invalid_argument("graceful::lifecycle: shutdown_timeout must be positive");
-    if (opts.profile_limit.count() <= 0)
-      throw std::invalid_argument("graceful::lifecycle: profile_limit must be positive");
+    if (auto bad = validate(opts)) throw std::invalid_argument(bad->message);
     if (opts.program_name.empty()) {
       std::error_code ec;
       auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);

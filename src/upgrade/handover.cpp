@@ -81,7 +81,7 @@ std::vector<std::string> split_names(std::string_view s) {
 }
 } // namespace
 
-result<std::optional<inherited>> read_handover_env() {
+result<std::optional<inherited>> read_handover_env(spdlog::logger& log) {
   const char* ver = std::getenv(k_version);
   if (!ver) return std::optional<inherited>{};
   std::string version = ver;
@@ -92,21 +92,21 @@ result<std::optional<inherited>> read_handover_env() {
   for (auto k : {k_version, k_parent, k_fds, k_names, k_ready}) ::unsetenv(k);
 
   if (version != std::to_string(handover_version)) {
-    spdlog::error("upgrade: the parent speaks hand-over protocol {}, this binary speaks {}; refusing",
+    log.error("upgrade: the parent speaks hand-over protocol {}, this binary speaks {}; refusing",
                   version, handover_version);
     return errc::protocol_mismatch;
   }
   if (!parent || *parent != ::getppid()) {
     // Meant for another process (a grandchild inherited them, or they are forged): touching
     // the fds they name could close or serve something that is not ours.
-    spdlog::warn("upgrade: ignoring hand-over variables meant for the child of pid {} (our parent is {})",
+    log.warn("upgrade: ignoring hand-over variables meant for the child of pid {} (our parent is {})",
                  parent.value_or(-1), ::getppid());
     return std::optional<inherited>{};
   }
   auto names = split_names(names_text);
   if (!n || *n < 0 || *n > 1000 || names.size() != static_cast<std::size_t>(*n) || !ready ||
       *ready != k_first_fd + *n) {
-    spdlog::error("upgrade: malformed hand-over variables ({}={}, {}='{}', {}={}); refusing", k_fds,
+    log.error("upgrade: malformed hand-over variables ({}={}, {}='{}', {}={}); refusing", k_fds,
                   n.value_or(-1), k_names, names_text, k_ready, ready.value_or(-1));
     return errc::invalid_inherited_fd;
   }
@@ -115,7 +115,7 @@ result<std::optional<inherited>> read_handover_env() {
   for (long i = 0; i < *n; ++i) {
     auto& name = names[static_cast<std::size_t>(i)];
     if (!graceful::valid_listener_name(name)) {
-      spdlog::error("upgrade: invalid inherited socket name '{}'", name);
+      log.error("upgrade: invalid inherited socket name '{}'", name);
       return errc::invalid_inherited_fd;
     }
     in.fds.push_back({name, static_cast<int>(k_first_fd + i)});
@@ -123,7 +123,7 @@ result<std::optional<inherited>> read_handover_env() {
   int rfd = static_cast<int>(*ready);
   struct stat st{};
   if (::fstat(rfd, &st) != 0 || !S_ISSOCK(st.st_mode)) {
-    spdlog::error("upgrade: hand-over ready fd {} is not a socket; refusing", rfd);
+    log.error("upgrade: hand-over ready fd {} is not a socket; refusing", rfd);
     return errc::invalid_inherited_fd;
   }
   ::fcntl(rfd, F_SETFD, FD_CLOEXEC);

@@ -9,6 +9,8 @@
 
 #include <sys/types.h>
 
+namespace spdlog { class logger; }
+
 #include <graceful/core/deadline.hpp>
 #include <graceful/core/result.hpp>
 #include <graceful/upgrade/listeners.hpp>
@@ -27,8 +29,9 @@ struct inherited {
 };
 
 /// Reads and unsets the GRACEFUL_* hand-over variables. nullopt when there are none (or
-/// they were meant for another process: GRACEFUL_PARENT_PID is not our parent).
-result<std::optional<inherited>> read_handover_env();
+/// they were meant for another process: GRACEFUL_PARENT_PID is not our parent). Why it
+/// refuses or ignores them goes to `log`.
+result<std::optional<inherited>> read_handover_env(spdlog::logger& log);
 
 /// The environment for a child: ours without any LISTEN_* / GRACEFUL_* variable, plus the
 /// hand-over variables for `names` at fds 3.. and the ready fd right after them.

@@ -62,19 +62,21 @@ bool is_listening_stream(spdlog::logger& log, int fd, std::string_view name, ori
 
 } // namespace
 
-result<listeners> listeners::adopt(const std::vector<named_fd>& fds, origin from) {
+result<listeners> listeners::adopt(const std::vector<named_fd>& fds, origin from,
+                                    std::shared_ptr<spdlog::logger> logger) {
+  auto& log = log_of(logger);
   // Validate everything before owning anything: if one fd is forged, none are ours to close.
   for (std::size_t i = 0; i < fds.size(); ++i) {
     struct stat st{};
     if (fds[i].fd < 0 || ::fstat(fds[i].fd, &st) != 0 || !S_ISSOCK(st.st_mode)) {
-      spdlog::error("upgrade: inherited fd {} ('{}', from {}) is {}, not a socket; refusing the inherited set",
-                    fds[i].fd, fds[i].name, to_string(from), describe_fd(fds[i].fd));
+      log.error("upgrade: inherited fd {} ('{}', from {}) is {}, not a socket; refusing the inherited set",
+                fds[i].fd, fds[i].name, to_string(from), describe_fd(fds[i].fd));
       return errc::invalid_inherited_fd;
     }
     for (std::size_t j = 0; j < i; ++j)
       if (fds[j].name == fds[i].name) {
-        spdlog::error("upgrade: two inherited fds ({} and {}) are both named '{}'", fds[j].fd, fds[i].fd,
-                      fds[i].name);
+        log.error("upgrade: two inherited fds ({} and {}) are both named '{}'", fds[j].fd, fds[i].fd,
+                  fds[i].name);
         return errc::duplicate_name;
       }
   }
@@ -86,6 +88,7 @@ result<listeners> listeners::adopt(const std::vector<named_fd>& fds, origin from
     if (flags >= 0) ::fcntl(nf.fd, F_SETFD, flags | FD_CLOEXEC);
     l.entries_.emplace(nf.name, entry{unique_fd(nf.fd), from, false});
   }
+  l.logger_ = std::move(logger);
   return l;
 }
 

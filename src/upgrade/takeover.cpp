@@ -280,11 +280,11 @@ void takeover_server::converse(int conn) {
   hooks_.end(pid.value());
 }
 
-result<takeover_client> take_over(const std::filesystem::path& path, graceful::deadline d) {
+result<takeover_client> take_over(const std::filesystem::path& path, graceful::deadline d, spdlog::logger& log) {
   struct stat st{};
   if (::lstat(path.c_str(), &st) != 0) return last_errno();
   if (!S_ISSOCK(st.st_mode) || st.st_uid != ::geteuid() || (st.st_mode & 022) != 0) {
-    spdlog::error("upgrade: refusing takeover socket {}: {} (mode {:o}, owner uid {}; want a socket of uid {}, "
+    log.error("upgrade: refusing takeover socket {}: {} (mode {:o}, owner uid {}; want a socket of uid {}, "
                   "not group/world writable)", path.string(), S_ISLNK(st.st_mode) ? "a symlink" :
                   !S_ISSOCK(st.st_mode) ? "not a socket" : "unsafe owner or mode",
                   st.st_mode & 07777, st.st_uid, ::geteuid());
@@ -299,7 +299,7 @@ result<takeover_client> take_over(const std::filesystem::path& path, graceful::d
     return last_errno();
   auto cr = peer_cred(c.conn.get());
   if (!cr || cr->uid != ::geteuid()) {
-    spdlog::error("upgrade: refusing takeover from {}: the process behind it runs as uid {}", path.string(),
+    log.error("upgrade: refusing takeover from {}: the process behind it runs as uid {}", path.string(),
                   cr ? static_cast<long>(cr->uid) : -1L);
     return errc::peer_rejected;
   }
@@ -312,12 +312,12 @@ result<takeover_client> take_over(const std::filesystem::path& path, graceful::d
   if (!m) return m.error();
   auto w = words(m.value().text, 4);
   if (w.size() >= 2 && w[0] == "GRACEFUL-TAKEOVER-ERR") {
-    spdlog::error("upgrade: pid {} refused the takeover: {}", c.old_pid, w.size() >= 3 ? std::string(w[2]) +
+    log.error("upgrade: pid {} refused the takeover: {}", c.old_pid, w.size() >= 3 ? std::string(w[2]) +
                   (w.size() == 4 ? " " + std::string(w[3]) : "") : "");
     return errc::takeover_failed;
   }
   if (w.size() < 3 || w[0] != "GRACEFUL-TAKEOVER-FDS" || w[1] != std::to_string(takeover_version)) {
-    spdlog::error("upgrade: pid {} answered the takeover with an unknown message '{}'", c.old_pid,
+    log.error("upgrade: pid {} answered the takeover with an unknown message '{}'", c.old_pid,
                   m.value().text.substr(0, 64));
     return errc::protocol_mismatch;
   }
@@ -331,7 +331,7 @@ result<takeover_client> take_over(const std::filesystem::path& path, graceful::d
     names.remove_prefix(col + 1);
   }
   if (!n || *n != m.value().fds.size() || split.size() != *n) {
-    spdlog::error("upgrade: takeover message announced {} sockets, carried {} fds and {} names",
+    log.error("upgrade: takeover message announced {} sockets, carried {} fds and {} names",
                   n.value_or(0), m.value().fds.size(), split.size());
     return errc::protocol_mismatch;
   }
@@ -339,7 +339,7 @@ result<takeover_client> take_over(const std::filesystem::path& path, graceful::d
   // sockets close here, so a failed takeover leaves this process holding none of them.
   for (std::size_t i = 0; i < *n; ++i) {
     if (!graceful::valid_listener_name(split[i])) {
-      spdlog::error("upgrade: pid {} sent socket {} of {} under an invalid name '{}'; refusing all of them",
+      log.error("upgrade: pid {} sent socket {} of {} under an invalid name '{}'; refusing all of them",
                     c.old_pid, i + 1, *n, split[i]);
       return errc::protocol_mismatch;
     }

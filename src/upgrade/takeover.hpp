@@ -66,8 +66,8 @@ struct takeover_client {
 
 /// Connects to the old process at `path`, checks the socket file (a socket owned by our
 /// uid, not group/world writable, not a symlink) and the peer (same uid), and receives the
-/// listening sockets.
-result<takeover_client> take_over(const std::filesystem::path& path, graceful::deadline d);
+/// listening sockets. Why it refuses goes to `log`.
+result<takeover_client> take_over(const std::filesystem::path& path, graceful::deadline d, spdlog::logger& log);
 
 /// Tells the old process this one serves: it starts draining.
 result<void> send_takeover_ready(int conn);

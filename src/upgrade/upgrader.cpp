@@ -190,12 +190,26 @@ struct upgrader::impl {
 
 upgrader::upgrader(options o) : opts_(std::move(o)), impl_(std::make_unique<impl>()) {}
 
+std::optional<options_error> validate(const options& o) {
+  auto bad = [](std::string field, std::string rule) {
+    return options_error{field, "upgrade::options::" + field + " " + rule};
+  };
+  if (o.upgrade_timeout <= std::chrono::milliseconds::zero()) return bad("upgrade_timeout", "must be positive");
+  if (o.child_stop_timeout < std::chrono::milliseconds::zero()) return bad("child_stop_timeout", "must not be negative");
+  return std::nullopt;
+}
+
 result<std::unique_ptr<upgrader>> upgrader::create(options o) {
-  if (o.upgrade_timeout <= std::chrono::milliseconds::zero() || o.child_stop_timeout < std::chrono::milliseconds::zero())
-    return std::make_error_code(std::errc::invalid_argument);
-  if (o.argv.empty()) o.argv = own_cmdline();
-  if (o.argv.empty()) return std::make_error_code(std::errc::invalid_argument);
   auto& log0 = o.logger ? *o.logger : *spdlog::default_logger_raw();
+  if (auto bad = validate(o)) {
+    log0.error("upgrade: {}", bad->message);
+    return std::make_error_code(std::errc::invalid_argument);
+  }
+  if (o.argv.empty()) o.argv = own_cmdline();
+  if (o.argv.empty()) {
+    log0.error("upgrade: options::argv is empty and /proc/self/cmdline could not be read");
+    return std::make_error_code(std::errc::invalid_argument);
+  }
   if (o.executable.empty()) {
     auto exe = resolve_executable(o.argv[0]);
     if (!exe) {
@@ -217,10 +231,10 @@ result<std::unique_ptr<upgrader>> upgrader::create(options o) {
 
   // Where the sockets come from, most specific first: a graceful parent that started us
   // (it is waiting for our ready line), a takeover the operator asked for, systemd.
-  auto inh = detail::read_handover_env();
+  auto inh = detail::read_handover_env(log0);
   if (!inh) return inh.error();
   if (inh.value()) {
-    auto adopted = listeners::adopt(inh.value()->fds, origin::parent);
+    auto adopted = listeners::adopt(inh.value()->fds, origin::parent, u->opts_.logger);
     if (!adopted) return adopted.error();
     m.socks = std::move(adopted.value());
     m.socks.set_logger(m.logger);
@@ -230,12 +244,12 @@ result<std::unique_ptr<upgrader>> upgrader::create(options o) {
     m.log().info("upgrade: started by pid {} for a hand-over of {} socket(s)", u->predecessor_,
                  m.from_parent->fds.size());
   } else if (!u->opts_.takeover_from.empty()) {
-    auto tk = detail::take_over(u->opts_.takeover_from, graceful::deadline::after(std::chrono::seconds(10)));
+    auto tk = detail::take_over(u->opts_.takeover_from, graceful::deadline::after(std::chrono::seconds(10)), log0);
     if (!tk) {
       m.log().error("upgrade: takeover from {} failed: {}", u->opts_.takeover_from.string(), tk.error().message());
       return tk.error();
     }
-    auto adopted = listeners::adopt(tk.value().fds, origin::takeover);
+    auto adopted = listeners::adopt(tk.value().fds, origin::takeover, u->opts_.logger);
     if (!adopted) {
       for (auto& nf : tk.value().fds) ::close(nf.fd);  // received by us: ours to close
       return adopted.error();
@@ -259,7 +273,7 @@ result<std::unique_ptr<upgrader>> upgrader::create(options o) {
       return std::error_code(errc::invalid_inherited_fd);
     }
     if (!sd.value().empty()) {
-      auto adopted = listeners::adopt(sd.value(), origin::systemd);
+      auto adopted = listeners::adopt(sd.value(), origin::systemd, u->opts_.logger);
       if (!adopted) return adopted.error();
       m.socks = std::move(adopted.value());
       m.socks.set_logger(m.logger);

@@ -9,6 +9,8 @@
 
 #include <graceful/lifecycle/lifecycle.hpp>
 
+namespace spdlog { class logger; }
+
 namespace graceful::upgrade { class upgrader; }
 
 namespace grpc {
@@ -48,6 +50,9 @@ struct attach_options {
   /// false, bounded by the deadline), for programs whose pollers already stopped. Default
   /// false: the program's pollers drain them, and two pollers would steal each other's tags.
   bool drain_completion_queues = false;
+  /// Logger for one line per event (health, the shutdown's progress). Null (default):
+  /// spdlog's default logger, as the other layers' options do.
+  std::shared_ptr<spdlog::logger> logger{};
 };
 
 /// The registrations attach() made; destroying it unplugs the server.

@@ -9,6 +9,8 @@
 #include <optional>
 #include <string>
 
+#include <graceful/core/options_error.hpp>
+
 namespace spdlog { class logger; }
 
 namespace graceful::http {
@@ -94,11 +96,8 @@ struct options {
   std::shared_ptr<spdlog::logger> logger{};
 };
 
-/// What validate() found wrong with an options struct.
-struct options_error {
-  std::string field;    ///< the member at fault ("max_header_bytes")
-  std::string message;  ///< a sentence naming it ("http::options::max_header_bytes must be >= 64")
-};
+/// What validate() found wrong with an options struct (the type every layer's validate() returns).
+using options_error = graceful::options_error;
 
 /// Checks every field of `o` once. Returns the first bad field, or nothing when all are valid.
 /// threads == 0 is valid (one loop per core).

@@ -5,13 +5,17 @@
 #include <chrono>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
+
+#include <graceful/core/options_error.hpp>
 
 namespace spdlog { class logger; }
 
 namespace graceful::lifecycle {
 
-/// Options of a lifecycle. Validated once by the lifecycle constructor.
+/// Options of a lifecycle. Checked once, by validate() (the lifecycle constructor calls it
+/// and throws std::invalid_argument with its message).
 struct options {
   /// Name in logs and in diagnostic file names. Empty (default): the basename of the
   /// running executable (/proc/self/exe), as go-zero does.
@@ -56,5 +60,9 @@ struct stop_options {
   /// Exit code run() returns after a clean stop. Default 0.
   int exit_code = 0;
 };
+
+/// Checks every field of `o` once: the first bad one, or nothing when all are valid.
+/// Empty program_name and diag_dir are valid (the constructor fills them in).
+std::optional<options_error> validate(const options& o);
 
 } // namespace graceful::lifecycle

@@ -65,7 +65,10 @@ public:
   /// LISTEN_FDS or hand-over variable naming a file, pipe or closed fd gives
   /// errc::invalid_inherited_fd and no fd is taken (they were never ours to close).
   /// Duplicate names give errc::duplicate_name.
-  static result<listeners> adopt(const std::vector<named_fd>& fds, origin from);
+  /// Why a set is refused goes to `logger` (null: spdlog's default logger), which the
+  /// listeners keep (set_logger).
+  static result<listeners> adopt(const std::vector<named_fd>& fds, origin from,
+                                 std::shared_ptr<spdlog::logger> logger = {});
 
   /// A listening socket for `name` at `address`, in the grammar of graceful/core/address.hpp
   /// ("127.0.0.1:8080", "[::1]:0", ":80", "*:80", "localhost:8080" = 127.0.0.1, "unix:/path";

@@ -5,8 +5,11 @@
 #include <chrono>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include <graceful/core/options_error.hpp>
 
 #include <graceful/upgrade/spawn.hpp>
 
@@ -14,7 +17,8 @@ namespace spdlog { class logger; }
 
 namespace graceful::upgrade {
 
-/// Options of an upgrader. Validated once by upgrader::create.
+/// Options of an upgrader. Checked once, by validate() (upgrader::create calls it, logs the
+/// message and returns std::errc::invalid_argument).
 struct options {
   /// How long a new process may take to say it is ready. After that the old one stops it
   /// (see child_stop_timeout), logs why and keeps serving. Default 60 s (graceful-server
@@ -65,5 +69,9 @@ struct options {
   /// Logger for one line per event. Null (default): spdlog's default logger.
   std::shared_ptr<spdlog::logger> logger{};
 };
+
+/// Checks every field of `o` once: the first bad one, or nothing when all are valid.
+/// Empty argv and executable are valid (create() fills them in from /proc/self).
+std::optional<options_error> validate(const options& o);
 
 } // namespace graceful::upgrade

@@ -266,11 +266,30 @@ TEST(lifecycle, a_new_lifecycle_may_be_created_after_the_previous_one_is_gone) {
   EXPECT_NO_THROW(gl::lifecycle b(quiet(log)));
 }
 
+TEST(lifecycle, validate_names_the_first_bad_field) {
+  EXPECT_FALSE(gl::validate({}));
+  auto bad = gl::validate({.shutdown_timeout = 0ms});
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->field, "shutdown_timeout");
+  EXPECT_EQ(bad->message, "lifecycle::options::shutdown_timeout must be positive");
+  bad = gl::validate({.drain_delay = -1ms});
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->field, "drain_delay");
+  bad = gl::validate({.profile_limit = 0s});
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->field, "profile_limit");
+}
+
 TEST(lifecycle, bad_options_are_rejected) {
   captured_log log;
   auto o = quiet(log);
   o.shutdown_timeout = 0ms;
-  EXPECT_THROW(gl::lifecycle bad(o), std::invalid_argument);
+  try {
+    gl::lifecycle bad(o);
+    ADD_FAILURE() << "constructed with shutdown_timeout 0";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(), "lifecycle::options::shutdown_timeout must be positive");
+  }
   o = quiet(log);
   o.drain_delay = -1ms;
   EXPECT_THROW(gl::lifecycle bad(o), std::invalid_argument);

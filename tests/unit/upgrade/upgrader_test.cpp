@@ -95,6 +95,17 @@ TEST(upgrader, rejects_a_zero_upgrade_timeout) {
   EXPECT_EQ(u.error(), std::errc::invalid_argument);
 }
 
+TEST(upgrader, validate_names_the_first_bad_field) {
+  EXPECT_FALSE(up::validate({}));
+  auto bad = up::validate({.upgrade_timeout = 0ms});
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->field, "upgrade_timeout");
+  EXPECT_EQ(bad->message, "upgrade::options::upgrade_timeout must be positive");
+  bad = up::validate({.child_stop_timeout = -1ms});
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->field, "child_stop_timeout");
+}
+
 TEST(upgrader, rejects_listener_names_that_cannot_travel_in_the_environment) {
   auto u = up::upgrader::create({});
   ASSERT_TRUE(u);
