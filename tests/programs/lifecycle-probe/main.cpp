@@ -130,7 +130,16 @@ int main(int argc, char** argv) {
     }));
   regs.push_back(lc.on_cleanup("probe-cleanup", [](graceful::deadline) { std::printf("probe: cleanup hook ran\n"); }));
   if (!section.empty()) regs.push_back(lc.add_dump_section("probe", [section] { return section; }));
-  if (park) threads.emplace_back(graceful_probe_parked_thread_function);
+  if (park) {
+    // "probe: running" only once the thread runs: a thread still being created has every
+    // signal blocked (glibc's start-up), and a dump at that moment finds it without a stack.
+    std::atomic<bool> started{false};
+    threads.emplace_back([&started] {
+      started = true;
+      graceful_probe_parked_thread_function();
+    });
+    while (!started.load()) std::this_thread::sleep_for(milliseconds(1));
+  }
   if (busy)
     threads.emplace_back([] {
       unsigned long x = 1;
