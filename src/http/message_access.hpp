@@ -1,7 +1,7 @@
 #pragma once
 // The one door through which the protocols reach the private parts of request, response
-// and context: an HTTP/1.1 connection and an HTTP/2 stream (h2_session) fill requests and
-// read responses through it, without each being a friend of the public types.
+// and context: the HTTP/1.1 parser and connection and an HTTP/2 stream (h2_session) fill
+// requests and read responses through it, without each being a friend of the public types.
 
 #include <chrono>
 #include <stop_token>
@@ -34,6 +34,28 @@ struct message_access {
   /// Forgets the handler's extra header fields (capacity kept).
   static void clear_headers(response& r) noexcept { r.headers_.clear(); }
 
+  // ---- the HTTP/1.1 parser fills a request as the header arrives ----
+  /// Empties `r` for the next request on a connection (buffers kept, an outsized body's freed).
+  static void reset(request& r) {
+    r.arena_.clear();
+    r.body_.clear();
+    if (r.body_.capacity() > 64 * 1024) r.body_.shrink_to_fit();
+    r.headers_.clear();
+    r.method_ = r.target_ = r.path_ = r.query_ = {};
+    r.version_ = 11;
+    r.keep_alive_ = true;
+  }
+  static void set_version(request& r, int v) noexcept { r.version_ = v; }
+  static void set_keep_alive(request& r, bool k) noexcept { r.keep_alive_ = k; }
+  /// Sets the method and target (views into arena()) and the path and query split from it.
+  static void set_target(request& r, std::string_view method, std::string_view target) noexcept {
+    r.method_ = method;
+    r.target_ = target;
+    auto q = target.find('?');
+    r.path_ = target.substr(0, q);
+    r.query_ = q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
+  }
+
   // ---- HTTP/2: a stream's request is built from decoded header fields ----
   /// Readies `r` for an HTTP/2 stream: version 20, keep-alive (a stream never asks to close
   /// its connection), tied to the stop token `stop` (null: never requested).
@@ -54,11 +76,7 @@ struct message_access {
   /// and when the request head was complete.
   static void set_head(request& r, std::string_view method, std::string_view target,
                        std::chrono::steady_clock::time_point received) noexcept {
-    r.method_ = method;
-    r.target_ = target;
-    auto q = target.find('?');
-    r.path_ = target.substr(0, q);
-    r.query_ = q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
+    set_target(r, method, target);
     r.received_ = received;
   }
 

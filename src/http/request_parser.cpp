@@ -11,6 +11,7 @@
 #include <boost/beast/http/error.hpp>
 
 #include "core/ascii.hpp"
+#include "http/message_access.hpp"
 
 namespace graceful::http::detail {
 
@@ -43,7 +44,7 @@ struct request_parser::impl final : bhttp::basic_parser<true> {
   request* req = nullptr;
   refusal why = refusal::none;
   bool has_host = false;
-  // Offsets into req->arena_: the arena may reallocate while the header is copied, so
+  // Offsets into the request's arena: it may reallocate while the header is copied, so
   // views are made only once the header is complete.
   struct span { std::uint32_t name_off, name_len, value_off, value_len; };
   std::vector<span> spans;
@@ -52,8 +53,9 @@ struct request_parser::impl final : bhttp::basic_parser<true> {
   impl(request_parser& o, parse_limits l) : owner(o), limits(l) {}
 
   std::uint32_t append(std::string_view s) {
-    auto off = static_cast<std::uint32_t>(req->arena_.size());
-    req->arena_.append(s.data(), s.size());
+    auto& arena = message_access::arena(*req);
+    auto off = static_cast<std::uint32_t>(arena.size());
+    arena.append(s.data(), s.size());
     return off;
   }
 
@@ -64,7 +66,7 @@ struct request_parser::impl final : bhttp::basic_parser<true> {
       ec = bhttp::error::bad_version;
       return;
     }
-    req->version_ = version;
+    message_access::set_version(*req, version);
     append({method.data(), method.size()});
     method_len = static_cast<std::uint32_t>(method.size());
     append({target.data(), target.size()});
@@ -96,34 +98,30 @@ struct request_parser::impl final : bhttp::basic_parser<true> {
   }
   void on_header_impl(error_code& ec) override {
     // RFC 9112 3.2: a server MUST answer 400 to an HTTP/1.1 request without Host.
-    if (req->version_ == 11 && !has_host) {
+    if (message_access::version(*req) == 11 && !has_host) {
       why = refusal::no_host;
       ec = bhttp::error::bad_value;
       return;
     }
-    const char* a = req->arena_.data();
-    req->method_ = {a, method_len};
-    req->target_ = {a + method_len, target_len};
-    auto q = req->target_.find('?');
-    req->path_ = req->target_.substr(0, q);
-    req->query_ = q == std::string_view::npos ? std::string_view{} : req->target_.substr(q + 1);
-    req->headers_.clear();
-    for (auto& s : spans)
-      req->headers_.push_back({{a + s.name_off, s.name_len}, {a + s.value_off, s.value_len}});
-    req->keep_alive_ = keep_alive();
-    if (req->version_ != 11) owner.expect_continue_ = false;
+    const char* a = message_access::arena(*req).data();
+    message_access::set_target(*req, {a, method_len}, {a + method_len, target_len});
+    auto& fields = message_access::fields(*req);
+    fields.clear();
+    for (auto& s : spans) fields.push_back({{a + s.name_off, s.name_len}, {a + s.value_off, s.value_len}});
+    message_access::set_keep_alive(*req, keep_alive());
+    if (message_access::version(*req) != 11) owner.expect_continue_ = false;
   }
   void on_body_init_impl(boost::optional<std::uint64_t> const& n, error_code&) override {
     // Content-Length is already checked against body_limit by Beast (413 before reading).
-    if (n && *n <= 64 * 1024) req->body_.reserve(static_cast<std::size_t>(*n));
+    if (n && *n <= 64 * 1024) message_access::body(*req).reserve(static_cast<std::size_t>(*n));
   }
   std::size_t on_body_impl(boost::beast::string_view b, error_code&) override {
-    req->body_.append(b.data(), b.size());
+    message_access::body(*req).append(b.data(), b.size());
     return b.size();
   }
   void on_chunk_header_impl(std::uint64_t, boost::beast::string_view, error_code&) override {}
   std::size_t on_chunk_body_impl(std::uint64_t, boost::beast::string_view b, error_code&) override {
-    req->body_.append(b.data(), b.size());
+    message_access::body(*req).append(b.data(), b.size());
     return b.size();
   }
   void on_finish_impl(error_code&) override {}
@@ -168,13 +166,7 @@ void request_parser::start(request& into) {
   impl_->req = &into;
   impl_->header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(limits.max_header_bytes, UINT32_MAX)));
   impl_->body_limit(static_cast<std::uint64_t>(limits.max_body_bytes));
-  into.arena_.clear();
-  into.body_.clear();
-  if (into.body_.capacity() > 64 * 1024) into.body_.shrink_to_fit();
-  into.headers_.clear();
-  into.method_ = into.target_ = into.path_ = into.query_ = {};
-  into.version_ = 11;
-  into.keep_alive_ = true;
+  message_access::reset(into);
   state_ = state::need_more;
   error_status_ = 0;
   error_reason_ = {};

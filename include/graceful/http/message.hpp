@@ -14,7 +14,7 @@
 
 namespace graceful::http {
 
-namespace detail { class request_parser; struct message_access; }
+namespace detail { struct message_access; }
 
 /// One header field as received (value without surrounding whitespace).
 struct header_field {
@@ -51,7 +51,6 @@ public:
   std::chrono::steady_clock::time_point received() const noexcept { return received_; }
 
 private:
-  friend class detail::request_parser;
   friend struct detail::message_access;  // the protocols fill requests and read responses
   std::string_view method_, target_, path_, query_;
   int version_ = 11;
