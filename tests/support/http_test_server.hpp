@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -101,5 +102,23 @@ struct test_server {
 };
 
 inline graceful::deadline secs(int s) { return graceful::deadline::after(std::chrono::seconds(s)); }
+
+/// Routes `/` and `/block`. A request for /block holds its loop's thread (a sync handler)
+/// until `release` is set, so that clients, bytes and posted work pile up meanwhile.
+struct loop_blocker {
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<bool> blocked{false};
+  http::router routes() {
+    http::router r;
+    r.get("/", [](http::context& c) { c.response.body = "hello"; });
+    r.get("/block", [this](http::context& c) {
+      blocked = true;
+      released.wait();
+      c.response.body = "unblocked";
+    });
+    return r;
+  }
+};
 
 } // namespace graceful::test

@@ -260,24 +260,6 @@ TEST(http_server, beyond_max_connections_clients_wait_in_the_backlog_instead_of_
 
 namespace {
 
-/// A router whose GET /block holds its loop's thread until `release` is set (a sync handler
-/// that blocks: what delays a loop's posted work).
-struct blocking_routes {
-  std::promise<void> release;
-  std::shared_future<void> released = release.get_future().share();
-  std::atomic<bool> blocked{false};
-  http::router make() {
-    http::router r;
-    r.get("/", [](http::context& c) { c.response.body = "hello"; });
-    r.get("/block", [this](http::context& c) {
-      blocked = true;
-      released.wait();
-      c.response.body = "unblocked";
-    });
-    return r;
-  }
-};
-
 bool connect_refused(int port) {
   http_conn c(port);
   return !c.connected() && c.errno_value() == ECONNREFUSED;
@@ -292,8 +274,8 @@ http::options one_loop() {
 } // namespace
 
 TEST(http_server, adopt_that_timed_out_never_serves_the_socket_later) {
-  blocking_routes br;
-  http::server s(br.make(), one_loop());
+  loop_blocker br;
+  http::server s(br.routes(), one_loop());
   int port = s.listen("127.0.0.1:0").value();
   http_conn holder(port);
   ASSERT_TRUE(holder.send(get_request("/block")));

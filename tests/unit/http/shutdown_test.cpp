@@ -242,24 +242,6 @@ TEST(http_shutdown, close_cuts_idle_connections_at_once) {
   EXPECT_TRUE(eventually([&] { return ts.server->stats().open_connections == 0; }, secs(2)));
 }
 
-/// Routes `/` and `/block`. A request for /block holds its loop (a sync handler) until
-/// `release` is set, so that clients and bytes pile up in the kernel meanwhile.
-struct loop_blocker {
-  std::promise<void> release;
-  std::shared_future<void> released = release.get_future().share();
-  std::atomic<bool> blocked{false};
-  http::router routes() {
-    http::router r;
-    r.get("/", [](http::context& c) { c.response.body = "hello"; });
-    r.get("/block", [this](http::context& c) {
-      blocked = true;
-      released.wait();
-      c.response.body = "unblocked";
-    });
-    return r;
-  }
-};
-
 TEST(http_shutdown, connections_queued_in_the_accept_backlog_at_shutdown_are_served_not_reset) {
   // The loop is held in a sync handler, so clients pile up in the kernel's accept queue: they
   // completed the handshake and sent their request, but nobody accepted them yet. Shutdown
