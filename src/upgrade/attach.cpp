@@ -35,6 +35,12 @@ lifecycle::registration upgrader::attach(lifecycle::lifecycle& lc, attach_option
     // No drain delay: the sockets stay served by the new process, nobody needs to be told.
     lc.request_stop("upgraded to pid " + std::to_string(pid), {.drain_delay = std::chrono::milliseconds(0)});
   });
+  on_parent_gone([&lc](pid_t parent) {
+    // The parent's stop was forced (or it was killed) while it waited for us: the operator
+    // did not get an upgrade, and a process nobody expects must not stay serving.
+    lc.request_stop("hand-over abandoned (parent pid " + std::to_string(parent) + " exited before we were ready)",
+                    {.drain_delay = std::chrono::milliseconds(0), .exit_code = 1});
+  });
   regs->push_back(lc.on_signal(SIGHUP, "upgrade", [this, log] {
     log().info("upgrade: SIGHUP: upgrading to {}", opts_.executable.string());
     // start_upgrade logs a refusal (upgrade already running, not ready yet, handed over).
@@ -61,6 +67,7 @@ lifecycle::registration upgrader::attach(lifecycle::lifecycle& lc, attach_option
   }));
   return lifecycle::registration([this, regs] {
     on_handed_over({});
+    on_parent_gone({});
     regs->clear();
   });
 }

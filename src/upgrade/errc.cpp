@@ -25,6 +25,7 @@ public:
       case errc::takeover_failed: return "the takeover conversation failed";
       case errc::unsafe_path: return "refusing an unsafe path (symlink or not a regular file)";
       case errc::invalid_name: return "invalid listener name (1-255 bytes, no ':' or control characters)";
+      case errc::parent_gone: return "the process that started this hand-over exited before it completed";
     }
     return "unknown graceful.upgrade error";
   }

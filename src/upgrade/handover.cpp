@@ -8,8 +8,11 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <string>
 
 #include <fcntl.h>
+#include <signal.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -79,6 +82,15 @@ std::vector<std::string> split_names(std::string_view s) {
   }
   return out;
 }
+// True when `pid` no longer runs: gone, or a zombie its parent has not reaped yet.
+bool process_gone(pid_t pid) {
+  if (::kill(pid, 0) != 0) return errno == ESRCH;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  auto close = line.rfind(')');  // the command name may hold spaces and parentheses
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z';
+}
 } // namespace
 
 result<std::optional<inherited>> read_handover_env(spdlog::logger& log) {
@@ -95,6 +107,13 @@ result<std::optional<inherited>> read_handover_env(spdlog::logger& log) {
     log.error("upgrade: the parent speaks hand-over protocol {}, this binary speaks {}; refusing",
                   version, handover_version);
     return errc::protocol_mismatch;
+  }
+  if (parent && *parent > 1 && *parent != ::getppid() && process_gone(static_cast<pid_t>(*parent))) {
+    // Our parent started us for a hand-over and has exited since (a second SIGTERM, a
+    // SIGKILL): we were orphaned before we even started. Serving now, on sockets nobody
+    // hands over or on our own, would leave a server the operator did not ask for.
+    log.error("upgrade: pid {} started this hand-over and has exited; abandoning the upgrade", *parent);
+    return errc::parent_gone;
   }
   if (!parent || *parent != ::getppid()) {
     // Meant for another process (a grandchild inherited them, or they are forged): touching

@@ -150,6 +150,7 @@ struct upgrader::impl {
   state st = state::starting;
   listeners socks;
   std::function<void(pid_t)> handed_over_cb;
+  std::function<void(pid_t)> parent_gone_cb;
   pid_t successor = 0;
   // The last start_upgrade() thread. Each such thread first joins the one before it (which
   // has left `upgrading`, so at most its `done` callback is still running): nobody joins
@@ -350,12 +351,29 @@ result<void> upgrader::ready() {
     else
       m.takeover = std::move(srv.value());
   }
+  bool parent_gone = false;
   if (m.from_parent) {
-    if (auto r = detail::send_all(m.from_parent->ready_fd.get(), detail::ready_line(::getpid())); !r)
+    auto r = detail::send_all(m.from_parent->ready_fd.get(), detail::ready_line(::getpid()));
+    // EPIPE: the parent's end of the ready socket closed, so the parent exited (it keeps
+    // that end open for as long as it waits for us).
+    parent_gone = !r && (r.error() == std::errc::broken_pipe || r.error() == std::errc::connection_reset);
+    if (parent_gone)
+      m.log().error("upgrade: parent pid {} exited before it heard that we are ready; abandoning the upgrade",
+                    predecessor_);
+    else if (!r)
       m.log().warn("upgrade: could not tell parent pid {} that we are ready: {}", predecessor_, r.error().message());
     else
       m.log().info("upgrade: ready; told parent pid {} to drain", predecessor_);
     m.from_parent->ready_fd.reset();
+  }
+  if (parent_gone) {
+    std::function<void(pid_t)> cb;
+    {
+      std::lock_guard lk(m.mu);
+      cb = m.parent_gone_cb;
+    }
+    if (cb) cb(predecessor_);
+    return errc::parent_gone;
   }
   if (m.from_takeover) {
     if (auto r = detail::send_takeover_ready(m.from_takeover->conn.get()); !r)
@@ -540,6 +558,11 @@ void upgrader::stop_upgrades(graceful::deadline kill_by) {
 void upgrader::on_handed_over(std::function<void(pid_t)> f) {
   std::lock_guard lk(impl_->mu);
   impl_->handed_over_cb = std::move(f);
+}
+
+void upgrader::on_parent_gone(std::function<void(pid_t)> f) {
+  std::lock_guard lk(impl_->mu);
+  impl_->parent_gone_cb = std::move(f);
 }
 
 void upgrader::close_listeners() {

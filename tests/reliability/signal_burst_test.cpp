@@ -52,16 +52,18 @@ TEST(signal_burst, a_hundred_mixed_signals_with_sigterm_end_in_a_documented_exit
   for (int i = 0; i < 100; ++i) s.proc->signal(sigs[i % 4]);
   auto st = s.proc->wait(deadline::after(20s));
   ASSERT_TRUE(st) << "did not exit: " << s.proc->output().substr(0, 4000);
-  // The first signal sent is SIGHUP, and of signals pending together the lowest number is
-  // read first: it must have started an upgrade. Then one of two defined outcomes, and the
-  // log (both generations write to it) must tell the same story:
+  // SIGHUP is sent first, but SIGTERM is read by run() itself and SIGHUP by the lifecycle's
+  // thread, so with both pending either may be acted on first. Then one of two defined
+  // outcomes, and the log (both generations write to it) must tell the same story:
   //   upgraded: the new pid said ready, the first process stopped because of it, and the
   //             successor (orphaned to us) now serves alone;
-  //   stopped:  SIGTERM stopped the first process before the new one was ready; the new one
-  //             was stopped too and nothing is left.
+  //   stopped:  SIGTERM stopped the first process before a new one was ready (or before
+  //             SIGHUP was read); a new process, if one started, stops too: cancelled by the
+  //             first one, or, orphaned by a second SIGTERM's forced exit, it abandons the
+  //             upgrade by itself. Nothing is left.
   reap_exited();
   auto log = s.proc->output();
-  EXPECT_NE(log.find("upgrade: SIGHUP: upgrading"), std::string::npos) << "SIGHUP was not acted on:\n" << log.substr(0, 6000);
+  bool upgrade_began = log.find("upgrade: SIGHUP: upgrading") != std::string::npos;
   auto ready = pids_in(log, "upgrade: pid ", " is ready");
   auto left = children_of(::getpid());
   std::string outcome;
@@ -83,9 +85,22 @@ TEST(signal_burst, a_hundred_mixed_signals_with_sigterm_end_in_a_documented_exit
     }
     outcome = std::string("upgraded first; the successor serves: ") + (serves ? "yes" : "NO");
   } else {
-    outcome = "stopped before the new process was ready; none left";
     EXPECT_NE(log.find("stop requested (SIGTERM"), std::string::npos) << log.substr(0, 6000);
-    EXPECT_TRUE(left.empty()) << left.size() << " processes left without a completed upgrade\n" << log.substr(0, 6000);
+    bool none_left = eventually([&] { reap_exited(); return children_of(::getpid()).empty(); }, deadline::after(15s));
+    left = children_of(::getpid());
+    // One narrow case is an upgrade too: the new process told the first one "ready" and the
+    // first one's forced exit came before it logged hearing it. The new one then holds the
+    // sockets and is the service, as after any hand-over.
+    bool told = log.find("upgrade: ready; told parent pid") != std::string::npos;
+    outcome = std::string(upgrade_began ? "stopped before the new process was ready" : "stopped before SIGHUP was read") +
+              "; left: " + (none_left ? "none" : std::to_string(left.size()));
+    if (!none_left && told && left.size() == 1) {
+      auto r = http_get(s.port, "/");
+      EXPECT_TRUE(r && r->status == 200) << log.substr(0, 6000);
+      outcome += " (the successor said ready as the first process was cut)";
+    } else {
+      EXPECT_TRUE(none_left) << left.size() << " processes left without a completed upgrade\n" << log.substr(0, 6000);
+    }
   }
   for (pid_t p : left) {
     ::kill(p, SIGTERM);

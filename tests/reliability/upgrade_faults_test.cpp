@@ -222,6 +222,58 @@ TEST_F(upgrade_faults, socket_activation_configuration_errors_exit_2_with_a_mess
   for (int fd : {unlistened, first, second}) ::close(fd);
 }
 
+TEST_F(upgrade_faults, a_new_process_whose_old_one_died_before_it_started_exits_instead_of_serving_on_its_own) {
+  start();
+  pid_t old = pid();
+  // The next binary takes a second to start: time for the old process to die in between.
+  fs::rename(srv_.binary(), srv_.binary() + ".real");
+  {
+    std::ofstream w(srv_.binary());
+    w << "#!/bin/sh\nsleep 1\nexec '" << srv_.binary() << ".real' \"$@\"\n";
+  }
+  fs::permissions(srv_.binary(), fs::perms::owner_all);
+  ASSERT_EQ(::kill(old, SIGHUP), 0);
+  ASSERT_TRUE(server_->wait_for_output("upgrade: SIGHUP: upgrading", deadline::after(10s))) << server_->output();
+  // A forced stop (the second SIGTERM's _Exit, a SIGKILL) leaves the new process orphaned.
+  ASSERT_EQ(::kill(old, SIGKILL), 0);
+  ASSERT_TRUE(server_->wait(deadline::after(10s)));
+  bool gone = eventually([&] { reap_exited(); return children_of(::getpid()).empty(); }, deadline::after(15s));
+  auto log = server_->output();
+  bool abandoned = log.find("has exited; abandoning the upgrade") != std::string::npos;
+  figure(std::string("old process SIGKILLed while the new one starts: the new one abandons the upgrade: ") +
+         (abandoned ? "yes" : "NO") + "; processes left: " + (gone ? "none" : "some"));
+  EXPECT_TRUE(abandoned) << log;
+  EXPECT_TRUE(gone) << "the orphaned new process still runs\n" << log;
+  EXPECT_EQ(log.find("listening on", log.find("upgrade: SIGHUP: upgrading")), std::string::npos)
+      << "the orphan served on its own:\n" << log;
+}
+
+TEST_F(upgrade_faults, a_new_process_whose_parent_is_gone_when_it_is_ready_stops_with_exit_1) {
+  // The test plays the parent: it hands over a listening socket, then closes its end of the
+  // ready socket before the new process says ready, as a parent that died meanwhile would.
+  int listening = tcp_socket_at(0, true);
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  int ready = ::fcntl(sv[1], F_DUPFD_CLOEXEC, 60);
+  ::close(sv[1]);
+  ::close(sv[0]);
+  std::string cmd = "exec 3<&" + std::to_string(listening) + " " + std::to_string(listening) + "<&- 4<&" +
+                    std::to_string(ready) + " " + std::to_string(ready) + "<&-; GRACEFUL_UPGRADE_PROTOCOL=1 " +
+                    "GRACEFUL_PARENT_PID=" + std::to_string(::getpid()) +
+                    " GRACEFUL_LISTEN_FDS=1 GRACEFUL_LISTEN_FDNAMES=http GRACEFUL_READY_FD=4 exec";
+  for (const auto& a : argv()) cmd += " '" + a + "'";
+  child c(child::spec{{"/bin/bash", "-c", cmd}, {}, {listening, ready}});
+  ::close(listening);
+  ::close(ready);
+  auto st = c.wait(deadline::after(15s));
+  figure(std::string("hand-over parent gone at ready -> exit ") + (st ? std::to_string(*st) : "none"));
+  ASSERT_TRUE(st) << "still running:\n" << c.output();
+  EXPECT_EQ(*st, 1) << c.output();
+  EXPECT_NE(c.output().find("exited before it heard that we are ready; abandoning the upgrade"), std::string::npos)
+      << c.output();
+  EXPECT_NE(c.output().find("hand-over abandoned"), std::string::npos) << c.output();
+}
+
 TEST_F(upgrade_faults, the_pid_file_is_not_written_through_a_symlink_and_the_server_still_serves) {
   auto target = dir_ / "victim";
   { std::ofstream(target) << "precious\n"; }

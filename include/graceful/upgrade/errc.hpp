@@ -26,6 +26,7 @@ enum class errc : int {
   takeover_failed,          ///< the old process refused or broke the takeover conversation
   unsafe_path,              ///< a pid file or socket path is a symlink or otherwise unsafe to write
   invalid_name,             ///< a listener name that cannot travel: empty, over 255 bytes, ':' or control characters
+  parent_gone,              ///< the process that started this one for a hand-over exited before it heard "ready": the upgrade is abandoned
 };
 
 /// What kind of error an errc is, for callers that act on the kind: compare with

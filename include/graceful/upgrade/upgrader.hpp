@@ -93,6 +93,10 @@ public:
   /// pid file (an error there is logged, not returned: the process keeps serving), starts
   /// the takeover socket, and tells whoever is waiting (the parent, the takeover peer, or
   /// systemd with READY=1). Calling it again does nothing.
+  /// errc::parent_gone: this process was started for a hand-over, and the parent exited
+  /// before it heard "ready" (its stop was forced, or it was killed): nobody hands the
+  /// service over, so this process should stop too. The on_parent_gone callback runs first
+  /// (attach() makes it a stop with exit code 1).
   result<void> ready();
 
   /// Starts the new binary with the same arguments, passes it the listening sockets and
@@ -119,6 +123,11 @@ public:
   /// the hand-over. Replaces any earlier callback.
   void on_handed_over(std::function<void(pid_t)> f);
 
+  /// Called once, from ready(), with the parent's pid, when the parent that started this
+  /// process for a hand-over is gone before it heard "ready" (see ready()). Replaces any
+  /// earlier callback.
+  void on_parent_gone(std::function<void(pid_t)> f);
+
   /// Closes this process's copies of the listening sockets (the new process, if any, keeps
   /// its own). For a stop without hand-over, so the kernel refuses instead of queueing.
   void close_listeners();
@@ -129,8 +138,9 @@ public:
   /// refused, one in flight stops its new process, and systemd hears STOPPING=1 (unless this
   /// is a hand-over) and the upgrader's listener copies are closed (the program's own copies
   /// are then the last ones); at cleanup a new process
-  /// that was stopped is reaped (SIGKILL before the deadline if SIGTERM was not enough).
-  /// Destroying the registration unwires it.
+  /// that was stopped is reaped (SIGKILL before the deadline if SIGTERM was not enough). A
+  /// process whose hand-over parent is gone (errc::parent_gone from ready()) stops, with exit
+  /// code 1. Destroying the registration unwires it.
   lifecycle::registration attach(lifecycle::lifecycle& lc, attach_options o = {});
 
   /// The current state.
