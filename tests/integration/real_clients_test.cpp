@@ -117,8 +117,12 @@ TEST(real_clients, go_net_http_curl_parallel_and_graceful_bench_lose_nothing_acr
   EXPECT_EQ(b.failed, 0) << gt::read_file(bench_json);
   EXPECT_EQ(g.failed, 0) << go.output;
   EXPECT_EQ(curl_ok, curl_requests) << codes;
-  // Every upgrade moved each of graceful-bench's connections once: the load spanned them all.
-  EXPECT_GE(ul::json_number(gt::read_file(bench_json), "reconnects.total"), 4 * upgrades);
+  // Each of graceful-bench's 4 connections was moved at least once: every old generation
+  // has exited, so none still holds one. Not once per upgrade: a connection closed by one
+  // generation reconnects at its next request (after its think time), and when the next
+  // upgrade comes first, one reconnect spans two upgrades (the count of 12 on the live
+  // generation can be made up by curl's short connections). Seen: 11 for 3 upgrades.
+  EXPECT_GE(ul::json_number(gt::read_file(bench_json), "reconnects.total"), 4);
   EXPECT_GT(ul::json_number(go.output, "connections_opened"), upgrades) << go.output;
 }
 
