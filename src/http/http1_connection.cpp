@@ -38,7 +38,6 @@ http1_connection::http1_connection(loop& l, tcp::socket s)
 http1_connection::~http1_connection() {
   // Safety nets: run(), run_linger() and finish_parked() did both already.
   if (linked_) http1_idle::of(loop_).unlink(*this);
-  if (hot_slot_) http1_idle::of(loop_).hot_forget(*this);
   release_state();
 }
 
@@ -192,7 +191,6 @@ asio::awaitable<bool> http1_connection::write_chunk(std::string_view data) {
 
 asio::awaitable<bool> http1_connection::sleep_or_stop(std::chrono::milliseconds d) {
   if (loop_.draining || closed_) co_return false;
-  st_->queue_drained_ = false;
   st_->sleep_timer_.expires_after(d);
   st_->sleeping_ = true;
   error_code ec;
@@ -202,7 +200,6 @@ asio::awaitable<bool> http1_connection::sleep_or_stop(std::chrono::milliseconds 
 }
 
 asio::awaitable<bool> http1_connection::before_async_handler() {
-  st_->queue_drained_ = false;  // the handler may suspend
   // Responses to earlier pipelined requests go out first: this handler may take long.
   if (!st_->out_.empty()) {
     bool sent = co_await flush();
@@ -246,7 +243,8 @@ void http1_connection::on_timer() {
     return;
   }
   st_->timed_out_ = true;
-  interrupt_wait();  // the pending read, write or wait completes with operation_aborted
+  error_code ec;
+  socket_.cancel(ec);  // the pending read or write completes with operation_aborted
 }
 
 clock_type::time_point http1_connection::bounded(std::chrono::milliseconds timeout) const {
@@ -261,7 +259,6 @@ std::chrono::milliseconds http1_connection::header_or_grace(std::chrono::millise
 
 asio::awaitable<std::size_t> http1_connection::read_some() {
   st_->eof_ = false;
-  st_->queue_drained_ = false;
   if (closed_) co_return 0;
   if (st_->timed_out_ || clock_type::now() >= st_->deadline_) {
     st_->timed_out_ = true;
@@ -281,21 +278,6 @@ asio::awaitable<std::size_t> http1_connection::read_some() {
 asio::awaitable<bool> http1_connection::flush() {
   if (st_->out_.empty()) co_return !closed_;
   if (closed_) co_return false;
-  // What the kernel takes at once goes out here, without suspending: async_write would send
-  // it just the same, then resume this coroutine through the loop's queue (and let the
-  // reactor run in between, see queue_drained_). Only a remainder waits for the socket.
-  auto sent = ::send(socket_.native_handle(), st_->out_.data(), st_->out_.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-  if (sent == static_cast<ssize_t>(st_->out_.size())) {
-    st_->out_.clear();
-    if (st_->out_.capacity() > shrink_threshold) st_->out_.shrink_to_fit();
-    co_return true;
-  }
-  if (sent > 0) st_->out_.erase(0, static_cast<std::size_t>(sent));
-  else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-    st_->out_.clear();  // the peer is gone (EPIPE, ECONNRESET): nothing more can be sent
-    co_return false;
-  }
-  st_->queue_drained_ = false;
   set_deadline(bounded(opts_.write_timeout));
   error_code ec;
   st_->writing_ = true;
@@ -321,7 +303,6 @@ void http1_connection::hand_over_to_h2(const request* upgraded, std::string_view
   // The socket and the bytes read so far go to the HTTP/2 connection (which registers
   // itself with the loop); this one ends without touching the socket again.
   end_request();
-  http1_idle::of(loop_).hot_forget(*this);
   std::string initial(st_->in_.data(), st_->in_.size());
   st_->in_.clear();
   closed_ = true;
@@ -425,11 +406,10 @@ asio::awaitable<bool> http1_connection::read_header() {
       // Shutdown may have begun during the write: its grace still bounds this wait.
       set_deadline(std::min(saved, grace_until_));
     }
-    if (st_->in_.empty() && !closed_ && !st_->timed_out_ && ((st_->queue_drained_ && st_->drained_at_ == http1_idle::of(loop_).hot_reads()) || !bytes_waiting())) {
+    if (st_->in_.empty() && !closed_ && !st_->timed_out_ && !bytes_waiting()) {
       // Nothing buffered and nothing arrived. bytes_waiting() first: the loop's reactor is
       // edge-triggered and a wait is not retried speculatively, so bytes that arrived
-      // before the wait began would never wake it (unless queue_drained_ says none can
-      // have arrived unseen).
+      // before the wait began would never wake it.
       const bool idle = phase_ == phase::idle;
       if (idle && cooled_) {
         // Waiting for the next request, and did for hot_idle_time already: the coroutine
@@ -451,19 +431,8 @@ asio::awaitable<bool> http1_connection::read_header() {
       }
       st_->in_.release();
       error_code wec;
-      if (hot.hot_watch(*this)) {
-        // The hot set's event (hot_readable) or interrupt_wait() cancels this timer.
-        hot_waiting_ = true;
-        hot_woken_ = false;
-        st_->sleep_timer_.expires_at(clock_type::time_point::max());
-        co_await st_->sleep_timer_.async_wait(asio::redirect_error(asio::use_awaitable, wec));
-        hot_waiting_ = false;
-        if (hot_woken_) wec = {};  // readable
-      } else {
-        co_await socket_.async_wait(tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, wec));
-      }
+      co_await socket_.async_wait(tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, wec));
       hot.unlink(*this);
-      st_->queue_drained_ = false;
       if (cooled_ && wec) continue;  // cool_down() cancelled the wait: park (if nothing came)
       cooled_ = false;
       // Readable: read at once, without a second operation through the reactor (it would
@@ -474,8 +443,6 @@ asio::awaitable<bool> http1_connection::read_header() {
         auto n = ::recv(socket_.native_handle(), buf.data(), buf.size(), MSG_DONTWAIT);
         if (n > 0) {
           st_->in_.commit(static_cast<std::size_t>(n));
-          st_->queue_drained_ = static_cast<std::size_t>(n) < buf.size();
-          st_->drained_at_ = hot.hot_reads();
           continue;
         }
       }

@@ -17,7 +17,6 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <string>
 #include <utility>  // before awaitable.hpp (Boost 1.74 misses it)
 #include <vector>
@@ -26,7 +25,6 @@
 #include <boost/asio/execution_context.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <graceful/http/message.hpp>
@@ -70,16 +68,6 @@ struct http1_state {
   bool stream_failed_ = false;
   bool head_request_ = false;
   bool writing_ = false;
-  /// The last read, a direct recv(), left the kernel's queue empty (it returned less than it
-  /// asked for), and the coroutine has not suspended since. The reactor is edge-triggered and
-  /// runs only when this loop's coroutines suspend, so nothing that arrives from that recv
-  /// on can be consumed by a harvest with no wait queued: a readiness wait started now is
-  /// woken by it, and read_header skips the FIONREAD that otherwise guards the wait (one
-  /// syscall per keep-alive request fewer: bench/RESULTS.md, issue 13 item 2). Cleared by
-  /// every step that suspends (flush's asynchronous part, read_some, an async handler).
-  bool queue_drained_ = false;
-  /// http1_idle::hot_reads() at that recv: the hot set was not read since if it still says so.
-  std::uint64_t drained_at_ = 0;
 };
 
 /// The idle HTTP/1.1 connections of one loop, two lists ordered by deadline (new
@@ -116,23 +104,6 @@ public:
   /// `s` is no longer used by its owner: kept as a spare, or freed.
   void give_back(std::shared_ptr<http1_state> s) noexcept;
 
-  // The hot wait's readiness. A connection waiting in its coroutine (read_header) is woken
-  // from the loop's own edge-triggered epoll set, where its socket is registered once, not
-  // through a reactor wait: Asio 1.74 re-arms its epoll registration (epoll_ctl) for every
-  // readiness wait, one syscall per keep-alive request that nginx does not make. The set's
-  // fd is one descriptor in the reactor, re-armed once per batch of events.
-  /// Creates the set (before the loop runs); without it (epoll_create1 failed) connections
-  /// wait through the reactor, as before.
-  void open_hot_set();
-  /// Registers `c`'s socket (once per connection); false if that failed (the caller
-  /// waits through the reactor).
-  bool hot_watch(http1_connection& c);
-  /// `c` is going away: events for it still queued in the set are ignored.
-  void hot_forget(http1_connection& c) noexcept;
-  /// How many times the set was read. A connection that read its socket dry and sees the
-  /// same count when it starts waiting knows no event for it was taken meanwhile.
-  std::uint64_t hot_reads() const noexcept { return hot_reads_; }
-
 private:
   struct list {
     http1_connection* head = nullptr;
@@ -144,8 +115,6 @@ private:
   void arm(clock_type::time_point t);
   void on_timer();
   void shutdown() override;
-  void hot_arm();
-  void hot_read();
 
   loop* loop_ = nullptr;
   list hot_;         // idle in their coroutine, until hot_idle_time passes
@@ -156,14 +125,6 @@ private:
   std::vector<std::shared_ptr<http1_state>> spare_;
   std::vector<void*> free_ops_;
   std::size_t op_size_ = 0;  // the size free_ops_ hold (one handler type: one size)
-  // The hot wait's epoll set (created at the first hot_watch), and who each registration
-  // is for: an event carries slot and generation, so one for a connection that is gone
-  // (its file still open elsewhere, a stale batch) finds a newer generation and is ignored.
-  std::optional<boost::asio::posix::stream_descriptor> hot_set_;
-  std::vector<http1_connection*> hot_slots_;
-  std::vector<std::uint32_t> hot_gens_;
-  std::vector<std::uint32_t> hot_free_;
-  std::uint64_t hot_reads_ = 0;
 };
 
 class http1_connection final : public connection_base, public stream_sink {
@@ -211,10 +172,6 @@ private:
   void idle_expired();
   /// The loop's idle timer says this connection waited hot_idle_time in its coroutine.
   void cool_down();
-  /// The hot set says the socket is readable (see http1_idle::hot_watch).
-  void hot_readable();
-  /// Ends read_header's wait, whichever way it waits (timeout, cool-down).
-  void interrupt_wait();
   /// Takes a state (unless it has one) and starts run(), or run_linger() when `linger`.
   void activate(bool linger, std::shared_ptr<http1_connection> self);
   /// Gives the state back (idle or done).
@@ -278,11 +235,6 @@ private:
   bool hot_ = false;
   /// cool_down() ended the coroutine's idle wait: park.
   bool cooled_ = false;
-  /// Waiting in read_header for the hot set's event (hot_waiting_), and it came (hot_woken_).
-  bool hot_waiting_ = false;
-  bool hot_woken_ = false;
-  /// 1 + this connection's slot in the loop's hot set; 0 while not registered.
-  std::uint32_t hot_slot_ = 0;
   /// The idle timer ended a parked connection's wait (its readiness wait is being cancelled).
   bool expired_ = false;
   /// The coroutine stopped to park (serve() returned without the connection being done).

@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cerrno>
 
-#include <sys/epoll.h>
 #include <sys/socket.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -72,79 +71,6 @@ void http1_idle::shutdown() {
   // The context is going away: its handlers are destroyed next, and with them every
   // connection, which unlink themselves (the lists outlive them: they go in ~http1_idle).
   spare_.clear();
-  // Now, while the descriptor's service still exists (it was created after this one, so
-  // it is destroyed first).
-  hot_set_.reset();
-}
-
-// ---- the hot wait's epoll set ----
-
-void http1_idle::open_hot_set() {
-  if (hot_set_) return;
-  int fd = ::epoll_create1(EPOLL_CLOEXEC);
-  if (fd < 0) return;
-  hot_set_.emplace(*loop_->ctx, fd);
-  hot_arm();
-}
-
-bool http1_idle::hot_watch(http1_connection& c) {
-  if (c.hot_slot_) return true;
-  if (!hot_set_) return false;
-  std::uint32_t slot;
-  if (!hot_free_.empty()) {
-    slot = hot_free_.back();
-    hot_free_.pop_back();
-  } else {
-    slot = static_cast<std::uint32_t>(hot_slots_.size());
-    hot_slots_.push_back(nullptr);
-    hot_gens_.push_back(0);
-  }
-  epoll_event ev{};
-  // Edge-triggered: one event per arrival, and none while the connection reads what came.
-  // Registering polls the socket: bytes already there give an event at once.
-  ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
-  ev.data.u64 = (std::uint64_t{hot_gens_[slot]} << 32) | slot;
-  if (::epoll_ctl(hot_set_->native_handle(), EPOLL_CTL_ADD, c.socket_.native_handle(), &ev) != 0) {
-    hot_free_.push_back(slot);
-    return false;
-  }
-  hot_slots_[slot] = &c;
-  c.hot_slot_ = slot + 1;
-  return true;
-}
-
-void http1_idle::hot_forget(http1_connection& c) noexcept {
-  if (!c.hot_slot_) return;
-  auto slot = c.hot_slot_ - 1;
-  c.hot_slot_ = 0;
-  hot_slots_[slot] = nullptr;
-  ++hot_gens_[slot];
-  // The registration ends with the socket's file (or now, if it is still open: the socket
-  // may live on, e.g. with an HTTP/2 connection).
-  if (hot_set_ && c.socket_.is_open()) {
-    epoll_event ev{};
-    ::epoll_ctl(hot_set_->native_handle(), EPOLL_CTL_DEL, c.socket_.native_handle(), &ev);
-  }
-  hot_free_.push_back(slot);
-}
-
-void http1_idle::hot_arm() {
-  hot_set_->async_wait(asio::posix::descriptor_base::wait_read, [this](const error_code& ec) {
-    if (!ec) hot_read();
-  });
-}
-
-void http1_idle::hot_read() {
-  ++hot_reads_;
-  epoll_event ev[hot_batch];
-  int n = ::epoll_wait(hot_set_->native_handle(), ev, hot_batch, 0);
-  for (int i = 0; i < n; ++i) {
-    auto slot = static_cast<std::uint32_t>(ev[i].data.u64);
-    auto gen = static_cast<std::uint32_t>(ev[i].data.u64 >> 32);
-    if (slot < hot_slots_.size() && hot_gens_[slot] == gen && hot_slots_[slot]) hot_slots_[slot]->hot_readable();
-  }
-  // Re-arming polls the set: events beyond this batch make it readable at once.
-  hot_arm();
 }
 
 http1_idle& http1_idle::of(loop& l) {
@@ -265,7 +191,7 @@ std::shared_ptr<http1_state> http1_idle::take(loop& l, http1_connection& owner) 
   }
   s->owner_ = &owner;
   s->deadline_ = clock_type::time_point::max();
-  s->timed_out_ = s->eof_ = s->sleeping_ = s->writing_ = s->queue_drained_ = false;
+  s->timed_out_ = s->eof_ = s->sleeping_ = s->writing_ = false;
   return s;
 }
 
@@ -315,19 +241,8 @@ void http1_connection::cool_down() {
   // Unlinked by the loop's timer: idle for hot_idle_time in its coroutine. The wait ends
   // with operation_aborted (or has ended, readable: read_header sorts that out).
   cooled_ = true;
-  interrupt_wait();
-}
-
-void http1_connection::interrupt_wait() {
   error_code ec;
   socket_.cancel(ec);
-  if (hot_waiting_) st_->sleep_timer_.cancel();
-}
-
-void http1_connection::hot_readable() {
-  if (!hot_waiting_ || hot_woken_) return;  // not waiting: read_header checks before it waits
-  hot_woken_ = true;
-  st_->sleep_timer_.cancel();
 }
 
 void http1_connection::finish_parked() {

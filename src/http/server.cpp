@@ -19,7 +19,6 @@
 #include <graceful/http/context.hpp>
 
 #include "http/connection_base.hpp"
-#include "http/http1_connection.hpp"
 #include "http/loop.hpp"
 #include "http/server_state.hpp"
 #include "http/tuning.hpp"
@@ -60,9 +59,6 @@ server::server(http::router routes, options opts) : impl_(std::make_shared<detai
   impl_->routes = std::move(routes);
   for (unsigned i = 0; i < impl_->opts.threads; ++i) {
     auto l = std::make_unique<detail::loop>(*impl_, i);
-    // Its fd from the start, not at the first keep-alive wait: a process's descriptors
-    // stay what they were at start-up (tests compare them across upgrades).
-    detail::http1_idle::of(*l).open_hot_set();
     impl_->loops.push_back(std::move(l));
   }
   for (auto& l : impl_->loops) {

@@ -36,9 +36,6 @@ inline constexpr std::size_t spare_states_max = 16;
 inline constexpr std::chrono::milliseconds hot_idle_time{5};
 /// Freed readiness-wait operations (~120 bytes) a loop keeps for the next idle connection.
 inline constexpr std::size_t spare_ops_max = 256;
-/// Events taken from a loop's hot-wait epoll set per read (http1_idle::hot_watch): more
-/// stay queued and are taken at once after (the set stays readable).
-inline constexpr int hot_batch = 64;
 
 /// Lingering close, while the response is not yet acknowledged: the kernel gives no event
 /// for an ACK, so the connection asks again after its lowest round-trip time, kept within
