@@ -406,10 +406,25 @@ asio::awaitable<bool> http1_connection::read_header() {
       // Shutdown may have begun during the write: its grace still bounds this wait.
       set_deadline(std::min(saved, grace_until_));
     }
-    if (st_->in_.empty() && !closed_ && !st_->timed_out_ && !bytes_waiting()) {
-      // Nothing buffered and nothing arrived. bytes_waiting() first: the loop's reactor is
-      // edge-triggered and a wait is not retried speculatively, so bytes that arrived
-      // before the wait began would never wake it.
+    bool would_block = false;
+    if (st_->in_.empty() && !closed_ && !st_->timed_out_) {
+      // Read at once, without an operation through the reactor: a busy client's next
+      // request is usually there by now, and this is its one syscall (FIONREAD, then a read
+      // through the reactor, cost two and a trip through the loop's queue: bench/RESULTS.md,
+      // issue 13 item 2). Only if nothing is there does the connection wait. Also needed
+      // before the wait: the reactor is edge-triggered and a wait is not retried
+      // speculatively, so bytes that arrived before the wait began would not wake it.
+      auto buf = st_->in_.prepare(read_size);
+      auto n = ::recv(socket_.native_handle(), buf.data(), buf.size(), MSG_DONTWAIT);
+      if (n > 0) {
+        st_->in_.commit(static_cast<std::size_t>(n));
+        continue;
+      }
+      // EOF and errors: read_some below reports them.
+      would_block = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
+    }
+    if (would_block) {
+      // Nothing buffered and nothing arrived.
       const bool idle = phase_ == phase::idle;
       if (idle && cooled_) {
         // Waiting for the next request, and did for hot_idle_time already: the coroutine
