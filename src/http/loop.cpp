@@ -70,6 +70,13 @@ asio::awaitable<void> accept_loop(loop& l, listener& li) {
     }
     backoff = std::chrono::milliseconds(0);
     start_connection(l, li, std::move(s));
+    const auto loops = l.srv.loops.size();
+    if (loops > 1 &&
+        l.conns.size() > static_cast<std::size_t>(l.srv.connections.load(std::memory_order_relaxed)) / loops + accept_share_slack) {
+      li.pause.expires_after(accept_share_pause);  // its share taken: the others' turn (tuning.hpp)
+      error_code ig;
+      co_await li.pause.async_wait(asio::redirect_error(asio::use_awaitable, ig));
+    }
   }
   l.srv.release();
 }

@@ -60,6 +60,15 @@ inline constexpr std::chrono::seconds accept_error_log_interval{1};
 /// connection closes, long enough not to spin.
 inline constexpr std::chrono::milliseconds max_connections_pause{10};
 
+/// Loops share one accept queue, and the one awake first would take a whole burst of new
+/// connections (measured: all 64 of a wrk start on one of two loops, the other idle, in 1
+/// run of 3; 45:15 in another). A loop holding more than its share of the server's
+/// connections, by more than this many, pauses its accepting for accept_share_pause, so
+/// that the other loops, woken by the same connections, take them. One pause per accept:
+/// when the others do not (blocked in a handler), it accepts anyway after the pause.
+inline constexpr std::size_t accept_share_slack = 2;
+inline constexpr std::chrono::milliseconds accept_share_pause{1};
+
 /// At shutdown each loop accepts at most this many queued connections per listener before
 /// closing it (the kernel caps a backlog at net.core.somaxconn, 4096 by default): a bound on
 /// the loop's time, far above any real queue.

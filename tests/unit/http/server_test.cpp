@@ -11,6 +11,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 
+#include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -36,6 +38,47 @@ TEST(http_server, serves_many_requests_on_one_keep_alive_connection) {
     EXPECT_FALSE(r->header("date").empty());
   }
   EXPECT_EQ(ts.server->stats().accepted_connections, 1u);
+}
+
+TEST(http_server, spreads_a_burst_of_new_keep_alive_connections_over_its_loops) {
+  // Both loops wait on one accept queue; 64 connections arriving together (a load tester
+  // starting, clients reconnecting after an upgrade) used to go mostly, sometimes all, to
+  // the loop awake first, leaving the other core idle.
+  test_server s;  // 2 loops
+  // The sockets first, then the 64 connects back to back, as fast as a load tester's.
+  std::vector<int> fds;
+  for (int i = 0; i < 64; ++i) fds.push_back(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(static_cast<std::uint16_t>(s.port));
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  for (int fd : fds) ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to);  // EINPROGRESS
+  const std::string req = get_request("/");
+  int ok = 0;
+  for (int fd : fds) {
+    pollfd p{fd, POLLOUT, 0};
+    ::poll(&p, 1, 5000);
+    ok += ::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size());
+  }
+  EXPECT_EQ(ok, 64);
+  // Each answered: the connection was accepted and served.
+  int answered = 0;
+  for (int fd : fds) {
+    pollfd p{fd, POLLIN, 0};
+    char buf[512];
+    answered += ::poll(&p, 1, 5000) == 1 && ::recv(fd, buf, sizeof buf, 0) > 0 && std::string_view(buf, 12) == "HTTP/1.1 200";
+  }
+  EXPECT_EQ(answered, 64);
+  auto d = s.server->describe(secs(5));
+  auto count = [&](const std::string& loop) {
+    auto at = d.find(loop + ": ");
+    return at == std::string::npos ? -1 : std::atoi(d.c_str() + at + loop.size() + 2);
+  };
+  int a = count("loop 0"), b = count("loop 1");
+  EXPECT_EQ(a + b, 64) << d;
+  EXPECT_GE(a, 4) << d;
+  EXPECT_GE(b, 4) << d;
+  for (int fd : fds) ::close(fd);
 }
 
 TEST(http_server, answers_pipelined_requests_in_order) {
