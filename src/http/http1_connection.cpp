@@ -450,17 +450,9 @@ asio::awaitable<bool> http1_connection::read_header() {
       hot.unlink(*this);
       if (cooled_ && wec) continue;  // cool_down() cancelled the wait: park (if nothing came)
       cooled_ = false;
-      // Readable: read at once, without a second operation through the reactor (it would
-      // cost one more trip through the loop's queue). Nothing read (EOF, error, timeout,
-      // spurious wake-up): read_some below sorts it out.
-      if (!wec && !closed_ && !st_->timed_out_) {
-        auto buf = st_->in_.prepare(read_size);
-        auto n = ::recv(socket_.native_handle(), buf.data(), buf.size(), MSG_DONTWAIT);
-        if (n > 0) {
-          st_->in_.commit(static_cast<std::size_t>(n));
-          continue;
-        }
-      }
+      // Readable: the read at the top of the loop takes it, without a second operation
+      // through the reactor. A timeout or a close: read_some below reports it.
+      if (!wec) continue;
     }
     std::size_t got = co_await read_some();
     if (got == 0) {
