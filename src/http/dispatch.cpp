@@ -24,35 +24,38 @@ void fail_response(response& res, int status, std::string_view reason) {
   res.body += '\n';
 }
 
-boost::asio::awaitable<dispatch_result> dispatch(server_state& srv, const request& req, response& res,
-                                                 stream_sink& sink) {
+const async_handler* dispatch_now(server_state& srv, const request& req, response& res, stream_sink& sink) {
   bool path_known = false;
   const handler* h = srv.routes.find(req.method(), req.path(), path_known);
   if (!h) {
     fail_response(res, path_known ? 405 : 404, path_known ? "method not allowed" : "not found");
     if (path_known) res.add_header("Allow", srv.routes.allowed(req.path()));
-    co_return dispatch_result::answered;
+    return nullptr;
   }
-  if (auto* sh = std::get_if<sync_handler>(h)) {
-    auto ctx = message_access::make_context(req, res, sink);
-    try {
-      (*sh)(ctx);
-    } catch (const std::exception& e) {
-      srv.log().error("http: handler for {} {} threw: {}", req.method(), req.path(), e.what());
-      fail_response(res, 500, "internal server error");
-    } catch (...) {
-      // `throw 42;` and the like: the same 500, and the connection's bookkeeping still runs.
-      srv.log().error("http: handler for {} {} threw a non-std::exception", req.method(), req.path());
-      fail_response(res, 500, "internal server error");
-    }
-    co_return dispatch_result::answered;
+  auto* sh = std::get_if<sync_handler>(h);
+  if (!sh) return &std::get<async_handler>(*h);
+  auto ctx = message_access::make_context(req, res, sink);
+  try {
+    (*sh)(ctx);
+  } catch (const std::exception& e) {
+    srv.log().error("http: handler for {} {} threw: {}", req.method(), req.path(), e.what());
+    fail_response(res, 500, "internal server error");
+  } catch (...) {
+    // `throw 42;` and the like: the same 500, and the connection's bookkeeping still runs.
+    srv.log().error("http: handler for {} {} threw a non-std::exception", req.method(), req.path());
+    fail_response(res, 500, "internal server error");
   }
+  return nullptr;
+}
+
+boost::asio::awaitable<dispatch_result> dispatch_async(server_state& srv, const async_handler& h, const request& req,
+                                                       response& res, stream_sink& sink) {
   bool ready = co_await sink.before_async_handler();  // not inside the if: GCC 12 bug
   if (!ready) co_return dispatch_result::peer_gone;
   auto ctx = message_access::make_context(req, res, sink);
   bool threw = false;
   try {
-    co_await std::get<async_handler>(*h)(ctx);
+    co_await h(ctx);
   } catch (const std::exception& e) {
     srv.log().error("http: handler for {} {} threw: {}", req.method(), req.path(), e.what());
     threw = true;
@@ -67,6 +70,14 @@ boost::asio::awaitable<dispatch_result> dispatch(server_state& srv, const reques
     fail_response(res, 500, "internal server error");
   }
   co_return dispatch_result::answered;
+}
+
+boost::asio::awaitable<dispatch_result> dispatch(server_state& srv, const request& req, response& res,
+                                                 stream_sink& sink) {
+  const async_handler* h = dispatch_now(srv, req, res, sink);
+  if (!h) co_return dispatch_result::answered;
+  auto r = co_await dispatch_async(srv, *h, req, res, sink);
+  co_return r;
 }
 
 } // namespace graceful::http::detail

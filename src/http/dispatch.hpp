@@ -9,6 +9,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <graceful/http/message.hpp>
+#include <graceful/http/router.hpp>
 
 namespace graceful::http::detail {
 
@@ -32,5 +33,13 @@ void fail_response(response& res, int status, std::string_view reason);
 /// The caller counts the status when it sends the response (loop::count_status).
 boost::asio::awaitable<dispatch_result> dispatch(server_state& srv, const request& req, response& res,
                                                  stream_sink& sink);
+
+/// dispatch() in two parts, for a caller that answers most requests without a coroutine
+/// frame (each costs an allocation: Asio 1.74 recycles one frame per thread): dispatch_now
+/// routes and answers 404/405 and sync handlers (returns null: `res` holds the answer), or
+/// returns the coroutine handler, which dispatch_async then runs.
+const async_handler* dispatch_now(server_state& srv, const request& req, response& res, stream_sink& sink);
+boost::asio::awaitable<dispatch_result> dispatch_async(server_state& srv, const async_handler& h, const request& req,
+                                                       response& res, stream_sink& sink);
 
 } // namespace graceful::http::detail

@@ -7,6 +7,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -45,13 +46,24 @@ void http1_connection::start(std::shared_ptr<http1_connection> self) {
   auto& c = *self;
   // A new connection's wait for its first request, as read_header's: set up here so that a
   // connection that sends nothing yet costs no coroutine either.
+  // Its request is usually there by the time the accept completes: read it at once (one
+  // syscall, where FIONREAD then the read were two).
   c.idle_deadline_ = c.next_request_wait(false);
-  if (c.bytes_waiting()) {
-    c.resumed_ = true;
-    c.activate(false, std::move(self));
-    return;
+  switch (c.read_on_wake()) {
+    case wake_read::got:
+      c.resumed_ = true;
+      c.activate(false, std::move(self));
+      return;
+    case wake_read::nothing:
+      c.park(std::move(self));
+      return;
+    case wake_read::closed:  // connected and closed without a byte: nothing to answer
+      c.finish_parked();
+      return;
+    case wake_read::failed:  // as a failed read in read_header: a lingering close
+      c.activate(true, std::move(self));
+      return;
   }
-  c.park(std::move(self));
 }
 
 asio::awaitable<void> http1_connection::run(std::shared_ptr<http1_connection> self) {
@@ -275,7 +287,32 @@ asio::awaitable<std::size_t> http1_connection::read_some() {
   co_return 0;
 }
 
-asio::awaitable<bool> http1_connection::flush() {
+bool http1_connection::send_now(bool last) {
+  if (st_->out_.empty()) return !closed_;
+  if (closed_) return false;
+  // Send at once: a response almost always fits in the socket's buffer, and then this is its
+  // one syscall, with no write operation through the reactor (its initiation, completion and
+  // the coroutine's resumption cost ~5% of the CPU per keep-alive request: bench/RESULTS.md,
+  // issue 13 item 2). What the kernel did not take is left for write_rest.
+  // `last`: the connection closes after this; MSG_MORE lets close() send the response's tail
+  // and the FIN in one segment.
+  const int flags = MSG_DONTWAIT | MSG_NOSIGNAL | (last ? MSG_MORE : 0);
+  auto n = ::send(socket_.native_handle(), st_->out_.data(), st_->out_.size(), flags);
+  if (n == static_cast<ssize_t>(st_->out_.size())) {
+    st_->out_.clear();
+    return true;
+  }
+  if (n > 0) {
+    st_->out_.erase(0, static_cast<std::size_t>(n));
+  } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+    // The peer is gone (EPIPE, ECONNRESET): nothing more can reach it.
+    st_->out_.clear();
+    return false;
+  }
+  return true;
+}
+
+asio::awaitable<bool> http1_connection::write_rest() {
   if (st_->out_.empty()) co_return !closed_;
   if (closed_) co_return false;
   set_deadline(bounded(opts_.write_timeout));
@@ -287,6 +324,13 @@ asio::awaitable<bool> http1_connection::flush() {
   st_->out_.clear();
   if (st_->out_.capacity() > shrink_threshold) st_->out_.shrink_to_fit();
   co_return !ec && !closed_;
+}
+
+asio::awaitable<bool> http1_connection::flush(bool last) {
+  bool sent = send_now(last);
+  if (!sent) co_return false;
+  sent = co_await write_rest();
+  co_return sent;
 }
 
 bool http1_connection::bytes_waiting() {
@@ -346,15 +390,42 @@ asio::awaitable<void> http1_connection::reply_error() {
 asio::awaitable<void> http1_connection::serve() {
   // Each result goes into a variable first: GCC 12 miscompiles co_await inside an if
   // condition (the frame's `this` is lost), the reason for this pattern everywhere here.
+  // A request without a body, answered by a sync handler, costs no coroutine frame besides
+  // read_header's: each is an allocation (Asio 1.74 recycles one frame per thread), so the
+  // steps that need none for such a request are plain calls.
   for (;;) {
     bool ok = co_await read_header();
     if (!ok) co_return;
-    ok = co_await read_body();
+    if (st_->parser_.current() == request_parser::state::header_done) {
+      ok = co_await read_body();
+      if (!ok) co_return;
+    }
+    phase_ = phase::handling;
+    st_->head_request_ = st_->req_.method() == "HEAD";
+    // `Upgrade: h2c` (RFC 7540 3.2; curl --http2 on http:// asks for it): 101, then this
+    // request is answered as stream 1 of an HTTP/2 connection. Not while draining: a
+    // connection that is about to be closed gets its answer over HTTP/1.1.
+    std::string settings;
+    if (opts_.http2 && !loop_.draining && st_->in_.empty() && wants_h2c_upgrade(st_->req_, settings)) {
+      co_await upgrade_to_h2c(settings);
+      co_return;
+    }
+    if (const async_handler* h = dispatch_now(loop_.srv, st_->req_, st_->res_, *this)) {
+      auto r = co_await dispatch_async(loop_.srv, *h, st_->req_, st_->res_, *this);
+      if (r != dispatch_result::answered) co_return;
+    }
+    if (closed_) co_return;
+    bool close = false;
+    ok = finish_response(close);
     if (!ok) co_return;
-    ok = co_await handle();
-    if (!ok) co_return;
-    ok = co_await respond();
-    if (!ok) co_return;
+    if (close) {
+      co_await close_after_response();
+      co_return;
+    }
+    if (st_->out_.size() >= flush_threshold) {
+      ok = co_await flush();
+      if (!ok) co_return;
+    }
   }
 }
 
@@ -401,10 +472,19 @@ asio::awaitable<bool> http1_connection::read_header() {
     if (!st_->out_.empty()) {
       // Responses to pipelined requests went into out_ together; send them before waiting.
       auto saved = st_->deadline_;
-      bool sent = co_await flush();
+      bool sent = send_now(false);
+      if (sent && !st_->out_.empty()) sent = co_await write_rest();
       if (!sent) co_return false;
       // Shutdown may have begun during the write: its grace still bounds this wait.
       set_deadline(std::min(saved, grace_until_));
+      if (st_->in_.empty()) {
+        // The client reads the response before it sends its next request: look for that
+        // request only after the loop's other ready work (a look right after the send finds
+        // nothing, and the wait then costs an epoll_ctl: measured 1.0 per request instead
+        // of 0.3, bench/RESULTS.md). This is also what keeps a client that pipelines without
+        // pause from holding the loop.
+        co_await asio::post(socket_.get_executor(), asio::use_awaitable);
+      }
     }
     bool would_block = false;
     if (st_->in_.empty() && !closed_ && !st_->timed_out_) {
@@ -507,28 +587,15 @@ asio::awaitable<bool> http1_connection::read_body() {
   }
 }
 
-asio::awaitable<bool> http1_connection::handle() {
-  phase_ = phase::handling;
-  st_->head_request_ = st_->req_.method() == "HEAD";
-  // `Upgrade: h2c` (RFC 7540 3.2; curl --http2 on http:// asks for it): 101, then this
-  // request is answered as stream 1 of an HTTP/2 connection. Not while draining: a
-  // connection that is about to be closed gets its answer over HTTP/1.1.
-  std::string settings;
-  if (opts_.http2 && !loop_.draining && st_->in_.empty() && wants_h2c_upgrade(st_->req_, settings)) {
-    st_->out_ += "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
-    bool sent = co_await flush();
-    if (!sent) co_return false;
-    hand_over_to_h2(&st_->req_, settings);
-    co_return false;
-  }
-  auto r = co_await dispatch(loop_.srv, st_->req_, st_->res_, *this);
-  co_return r == dispatch_result::answered && !closed_;
+asio::awaitable<void> http1_connection::upgrade_to_h2c(std::string_view settings) {
+  st_->out_ += "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
+  bool sent = co_await flush();
+  if (sent) hand_over_to_h2(&st_->req_, settings);
 }
 
-asio::awaitable<bool> http1_connection::respond() {
-  bool close;
+bool http1_connection::finish_response(bool& close) {
   if (st_->streaming_) {
-    if (st_->stream_failed_) co_return false;
+    if (st_->stream_failed_) return false;
     if (st_->chunked_) response_writer(st_->out_, opts_.server_name).last_chunk();
     close = st_->stream_close_;
   } else {
@@ -541,28 +608,22 @@ asio::awaitable<bool> http1_connection::respond() {
   loop_.count_status(st_->res_.status);
   end_request();
   ++requests_;
-  if (close) {
-    if (!message_access::keep_alive(st_->req_) && st_->in_.empty() && !bytes_waiting()) {
-      // The client asked for the close (Connection: close, HTTP/1.0): it sends nothing more
-      // here (RFC 9112 9.6), and with nothing unread close() cannot make the kernel reset
-      // it, so no lingering close (nginx's rule as well; a close the client did not ask
-      // for, or one with input unread, still lingers). The response is queued with MSG_MORE:
-      // close() sends its tail and the FIN in one segment. Measured: 33 -> 19 us of CPU per
-      // Connection: close request (bench/RESULTS.md, issue 13 item 2).
-      auto n = ::send(socket_.native_handle(), st_->out_.data(), st_->out_.size(), MSG_DONTWAIT | MSG_MORE | MSG_NOSIGNAL);
-      if (n > 0) st_->out_.erase(0, static_cast<std::size_t>(n));
-      co_await flush();  // what the kernel did not take at once; run() closes the socket
-      co_return false;
-    }
-    bool sent = co_await flush();
-    if (sent) co_await linger_close();
-    co_return false;
+  return true;
+}
+
+asio::awaitable<void> http1_connection::close_after_response() {
+  if (!message_access::keep_alive(st_->req_) && st_->in_.empty() && !bytes_waiting()) {
+    // The client asked for the close (Connection: close, HTTP/1.0): it sends nothing more
+    // here (RFC 9112 9.6), and with nothing unread close() cannot make the kernel reset
+    // it, so no lingering close (nginx's rule as well; a close the client did not ask
+    // for, or one with input unread, still lingers). The response is queued with MSG_MORE
+    // (flush's `last`): close() sends its tail and the FIN in one segment. Measured: 33 -> 19
+    // us of CPU per Connection: close request (bench/RESULTS.md, issue 13 item 2).
+    co_await flush(true);  // run() closes the socket
+    co_return;
   }
-  if (st_->out_.size() >= flush_threshold) {
-    bool sent = co_await flush();
-    if (!sent) co_return false;
-  }
-  co_return true;
+  bool sent = co_await flush();
+  if (sent) co_await linger_close();
 }
 
 } // namespace graceful::http::detail

@@ -1,7 +1,7 @@
 #pragma once
 // One HTTP/1.1 client connection. Lives on its loop's thread; while it has work its
-// coroutine serves requests one after another, each in four steps (read_header, read_body,
-// handle, respond), and batches the responses to pipelined requests into one write.
+// coroutine (serve) reads, handles and answers requests one after another, and batches
+// the responses to pipelined requests into one write.
 //
 // An idle keep-alive connection (response written, nothing buffered, nothing arrived)
 // holds no coroutine: the coroutine ends, the per-request state (parser, request,
@@ -172,6 +172,11 @@ private:
   void idle_expired();
   /// The loop's idle timer says this connection waited hot_idle_time in its coroutine.
   void cool_down();
+  /// What read_on_wake found.
+  enum class wake_read : std::uint8_t { got, nothing, closed, failed };
+  /// A new or parked connection reads what has arrived into a state taken for it (given
+  /// back again when nothing had: `nothing`).
+  wake_read read_on_wake();
   /// Takes a state (unless it has one) and starts run(), or run_linger() when `linger`.
   void activate(bool linger, std::shared_ptr<http1_connection> self);
   /// Gives the state back (idle or done).
@@ -181,12 +186,17 @@ private:
   /// The set-up of a wait for the next request (phase, the grace's flag); its deadline.
   clock_type::time_point next_request_wait(bool have_bytes);
 
-  // The request loop's steps; each returns false when the connection is done or parks.
+  // The request loop's steps (serve); each returns false when the connection is done or parks.
   boost::asio::awaitable<void> serve();
   boost::asio::awaitable<bool> read_header();
   boost::asio::awaitable<bool> read_body();
-  boost::asio::awaitable<bool> handle();
-  boost::asio::awaitable<bool> respond();
+  /// `Upgrade: h2c`: the 101, then the connection goes to HTTP/2.
+  boost::asio::awaitable<void> upgrade_to_h2c(std::string_view settings);
+  /// Writes the response (or a stream's last chunk) into out_ and counts it; false: the
+  /// connection ends (its stream failed). `close`: this response is the connection's last.
+  bool finish_response(bool& close);
+  /// Sends the last response, then closes (lingering, unless the client asked for the close).
+  boost::asio::awaitable<void> close_after_response();
 
   // Deadlines: one timer per state, re-armed lazily.
   void set_deadline(clock_type::time_point t);
@@ -198,7 +208,12 @@ private:
 
   // I/O.
   boost::asio::awaitable<std::size_t> read_some();
-  boost::asio::awaitable<bool> flush();
+  /// Sends out_ (`last`: the connection closes right after): send_now, then write_rest.
+  boost::asio::awaitable<bool> flush(bool last = false);
+  /// Sends what the kernel takes at once; false: the peer is gone (out_ dropped).
+  bool send_now(bool last);
+  /// Sends what is left of out_ through the reactor, within the write timeout.
+  boost::asio::awaitable<bool> write_rest();
   bool bytes_waiting();
   boost::asio::awaitable<void> linger_close();
   void close_now();

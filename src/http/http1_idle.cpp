@@ -276,33 +276,44 @@ void http1_connection::on_wake(const error_code& ec, std::shared_ptr<http1_conne
     return;
   }
   if (!ec) {
-    // Readable: read at once into a state's buffer, without a second operation through the
-    // reactor (it would cost every keep-alive request one more trip through the loop).
-    st_ = idle.take(loop_, *this);
-    auto buf = st_->in_.prepare(read_size);
-    auto n = ::recv(socket_.native_handle(), buf.data(), buf.size(), MSG_DONTWAIT);
-    if (n > 0) {
-      st_->in_.commit(static_cast<std::size_t>(n));
-      idle.unlink(*this);
-      parked_ = false;
-      resumed_ = true;
-      activate(false, std::move(self));
-      return;
-    }
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-      release_state();  // a spurious wake-up: wait on
-      wait_readable(std::move(self));
-      return;
-    }
-    if (n == 0) {  // the client closed first: nothing to protect
-      finish_parked();
-      return;
+    switch (read_on_wake()) {
+      case wake_read::got:
+        idle.unlink(*this);
+        parked_ = false;
+        resumed_ = true;
+        activate(false, std::move(self));
+        return;
+      case wake_read::nothing:  // a spurious wake-up: wait on
+        wait_readable(std::move(self));
+        return;
+      case wake_read::closed:  // the client closed first: nothing to protect
+        finish_parked();
+        return;
+      case wake_read::failed:
+        break;
     }
   }
   // The wait or the read failed: as a failed read in read_header, a lingering close.
   idle.unlink(*this);
   parked_ = false;
   activate(true, std::move(self));
+}
+
+http1_connection::wake_read http1_connection::read_on_wake() {
+  // Read at once into a state's buffer, without an operation through the reactor (it would
+  // cost every keep-alive request one more trip through the loop).
+  if (!st_) st_ = http1_idle::of(loop_).take(loop_, *this);
+  auto buf = st_->in_.prepare(read_size);
+  auto n = ::recv(socket_.native_handle(), buf.data(), buf.size(), MSG_DONTWAIT);
+  if (n > 0) {
+    st_->in_.commit(static_cast<std::size_t>(n));
+    return wake_read::got;
+  }
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+    release_state();
+    return wake_read::nothing;
+  }
+  return n == 0 ? wake_read::closed : wake_read::failed;
 }
 
 void http1_connection::activate(bool linger, std::shared_ptr<http1_connection> self) {

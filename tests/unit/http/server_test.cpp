@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cerrno>
 #include <future>
+#include <thread>
 
 #include <spdlog/logger.h>
 #include <spdlog/sinks/ringbuffer_sink.h>
@@ -93,6 +94,37 @@ TEST(http_server, answers_pipelined_requests_in_order) {
   EXPECT_EQ(a->body, "slept");
   EXPECT_EQ(b->body, "hello");
   EXPECT_EQ(e->body, "ping");
+}
+
+TEST(http_server, a_response_larger_than_the_socket_buffers_reaches_a_late_reader_whole_and_the_connection_goes_on) {
+  // A response is sent at once, and what the kernel does not take is written as the client
+  // reads: every byte once, in order, then the next pipelined answer, then the next request.
+  http::router routes;
+  routes.get("/big", [](http::context& c) {
+    c.response.body.resize(8u << 20);
+    for (std::size_t i = 0; i < c.response.body.size(); ++i) c.response.body[i] = static_cast<char>('a' + i % 26);
+  });
+  routes.get("/", [](http::context& c) { c.response.body = "after"; });
+  http::server s(std::move(routes));
+  int port = s.listen("127.0.0.1:0").value();
+  http_conn c(port);
+  ASSERT_TRUE(c.send(get_request("/big") + get_request("/")));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the server's write waits on us
+  auto big = c.read_response(secs(20));
+  ASSERT_TRUE(big);
+  EXPECT_EQ(big->status, 200);
+  ASSERT_EQ(big->body.size(), 8u << 20);
+  bool in_order = true;
+  for (std::size_t i = 0; i < big->body.size() && in_order; ++i) in_order = big->body[i] == static_cast<char>('a' + i % 26);
+  EXPECT_TRUE(in_order);
+  auto next = c.read_response(secs(5));
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->body, "after");
+  ASSERT_TRUE(c.send(get_request("/")));
+  auto third = c.read_response(secs(5));
+  ASSERT_TRUE(third);
+  EXPECT_EQ(third->body, "after");
+  EXPECT_EQ(s.stats().accepted_connections, 1u);
 }
 
 TEST(http_server, sends_100_continue_before_reading_the_body) {
