@@ -203,6 +203,23 @@ cpu_ticks() {
   echo "$s"
 }
 
+# task_ticks PGID: "TID TICKS" (user + system) for every thread of every process in the group:
+# two readings tell how a server's CPU was shared between its threads (workers, loops).
+task_ticks() {
+  local p t
+  for p in $(ps -o pid= -g "$1" 2>/dev/null); do
+    for t in /proc/"$p"/task/*; do
+      sed 's/^.*) //' "$t/stat" 2>/dev/null | awk -v id="${t##*/}" '{print id, $12 + $13}'
+    done
+  done
+}
+# busiest_share BEFORE AFTER: the busiest thread's share (%) of the CPU the threads used between
+# two task_ticks readings (at 2 workers: 50 is an even split, 100 one worker doing everything).
+busiest_share() {
+  awk 'NR == FNR {b[$1] = $2; next} {d = $2 - b[$1]; s += d; if (d > m) m = d}
+       END {if (s > 0) printf "%.0f", 100 * m / s; else print "nan"}' <(echo "$1") <(echo "$2")
+}
+
 # rss_kb PGID: summed resident set of every process in the group (nginx: master + workers).
 rss_kb() { ps -o rss= -g "$1" 2>/dev/null | awk '{s+=$1} END {print s+0}'; }
 

@@ -27,14 +27,16 @@
 # median of the per-round ratios: the servers of one round ran back to back, so a burst of load
 # from the machine's other users hits them alike), p50/p99 latency (median of the rounds' wrk
 # percentiles), CPU per request (user+system ticks of the server's processes from /proc/PID/stat
-# over the round, divided by the round's requests). Loopback only. Exit 1 if the harness fails
+# over the round, divided by the round's requests), and per round the busiest thread's share of
+# the server's CPU (at 2 workers, 50% is an even split and ~100% one worker serving every
+# connection: on 2 cores with wrk on one of them, that decides p99). Loopback only. Exit 1 if the harness fails
 # (a server does not start, wrk fails), 2 for bad usage.
 set -euo pipefail
 PROG=throughput.sh
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 servers=floor,graceful,nginx,go-http workers_list=1,2 modes=keepalive,close
 threads=1 conns=64 duration=3 runs=5 idle=5000,10000
 all_args="$*"
@@ -127,7 +129,7 @@ if [ "$runs" -gt 0 ]; then
   table=()
   for w in "${worker_counts[@]}"; do
     for mode in "${mode_list[@]}"; do
-      declare -A port=() rps=() p50=() p99=() cpu=() group=()
+      declare -A port=() rps=() p50=() p99=() cpu=() group=() share=()
       hdr=()
       [ "$mode" = close ] && hdr=(-H 'Connection: close')
       for k in "${kinds[@]}"; do
@@ -145,10 +147,10 @@ if [ "$runs" -gt 0 ]; then
           order=(); for (( i=${#kinds[@]}-1; i>=0; i-- )); do order+=("${kinds[$i]}"); done
         fi
         for k in "${order[@]}"; do
-          c0=$(cpu_ticks "${group[$k]}")
+          c0=$(cpu_ticks "${group[$k]}"); t0=$(task_ticks "${group[$k]}")
           out=$(wrk -t"$threads" -c"$conns" -d"${duration}s" --latency "${hdr[@]}" "http://127.0.0.1:${port[$k]}/") ||
             die "wrk failed against $k"
-          c1=$(cpu_ticks "${group[$k]}")
+          c1=$(cpu_ticks "${group[$k]}"); t1=$(task_ticks "${group[$k]}")
           v=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
           n=$(awk '/requests in/ {print $1}' <<<"$out")
           [ -n "$v" ] && [ -n "$n" ] || die "no Requests/sec in wrk output against $k"
@@ -158,25 +160,26 @@ if [ "$runs" -gt 0 ]; then
           p50[$k]+="$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")") "
           p99[$k]+="$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")") "
           cpu[$k]+="$(awk -v t=$(( c1 - c0 )) -v hz="$clk_tck" -v n="$n" 'BEGIN {printf "%.2f", t * 1e6 / hz / n}') "
-          log "$k $w workers $mode round $r: $v req/s"
+          share[$k]+="$(busiest_share "$t0" "$t1")% "
+          log "$k $w workers $mode round $r: $v req/s, p99 $(awk '$1 == "99%" {print $2}' <<<"$out"), busiest thread $(awk '{print $NF}' <<<"${share[$k]}") of the CPU"
         done
       done
       for k in "${kinds[@]}"; do
         xn=-; xf=-
         [ -n "${rps[nginx]:-}" ] && xn=$(paired "${rps[$k]}" "${rps[nginx]}")
         [ -n "${rps[floor]:-}" ] && xf=$(paired "${rps[$k]}" "${rps[floor]}")
-        table+=("$(printf '| %s | %s | %s | %.0f | %s | %s | %.2f | %.2f | %.1f | %s|' "$w" "$mode" "$k" \
+        table+=("$(printf '| %s | %s | %s | %.0f | %s | %s | %.2f | %.2f | %.1f | %s| %s|' "$w" "$mode" "$k" \
           "$(med "${rps[$k]}")" "$xn" "$xf" "$(med "${p50[$k]}")" "$(med "${p99[$k]}")" \
-          "$(med "${cpu[$k]}")" "${rps[$k]}")")
+          "$(med "${cpu[$k]}")" "${rps[$k]}" "${share[$k]}")")
       done
-      unset port rps p50 p99 cpu group
+      unset port rps p50 p99 cpu group share
       stop_all_servers
     done
   done
   echo "# load avg at the end of the throughput part: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
-  echo "| workers | mode | server | req/s (median) | x nginx | x floor | p50 ms | p99 ms | CPU us/req | req/s per round |"
-  echo "|---:|---|---|---:|---:|---:|---:|---:|---:|---|"
+  echo "| workers | mode | server | req/s (median) | x nginx | x floor | p50 ms | p99 ms | CPU us/req | req/s per round | busiest thread's CPU share per round |"
+  echo "|---:|---|---|---:|---:|---:|---:|---:|---:|---|---|"
   printf '%s\n' "${table[@]}"
 fi
 
