@@ -224,7 +224,7 @@ void http1_connection::park(std::shared_ptr<http1_connection> self) {
 
 void http1_connection::wait_readable(std::shared_ptr<http1_connection> self) {
   // Edge-triggered reactor, and an async_wait is not tried speculatively: the caller made
-  // sure nothing is waiting already (bytes_waiting() or a recv that would block).
+  // sure nothing is waiting already (a recv that would block: read_on_wake, read_header).
   socket_.async_wait(tcp::socket::wait_read, wake_handler{std::move(self), &http1_idle::of(loop_)});
 }
 
