@@ -29,8 +29,8 @@
 # percentiles), CPU per request (user+system ticks of the server's processes from /proc/PID/stat
 # over the round, divided by the round's requests), and per round the busiest thread's share of
 # the server's CPU (at 2 workers, 50% is an even split and ~100% one worker serving every
-# connection: on 2 cores with wrk on one of them, that decides p99). Loopback only. Exit 1 if the harness fails
-# (a server does not start, wrk fails), 2 for bad usage.
+# connection: on 2 cores with wrk on one of them, that decides p99). Loopback only. Exit 1 if
+# the harness fails (a server does not start, wrk fails), 2 for bad usage.
 set -euo pipefail
 PROG=throughput.sh
 # shellcheck source=bench/lib.sh
@@ -161,7 +161,7 @@ if [ "$runs" -gt 0 ]; then
           p99[$k]+="$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")") "
           cpu[$k]+="$(awk -v t=$(( c1 - c0 )) -v hz="$clk_tck" -v n="$n" 'BEGIN {printf "%.2f", t * 1e6 / hz / n}') "
           share[$k]+="$(busiest_share "$t0" "$t1")% "
-          log "$k $w workers $mode round $r: $v req/s, p99 $(awk '$1 == "99%" {print $2}' <<<"$out"), busiest thread $(awk '{print $NF}' <<<"${share[$k]}") of the CPU"
+          log "$k $w workers $mode round $r: $v req/s, p99 $(awk '{print $NF}' <<<"${p99[$k]}") ms, busiest thread $(awk '{print $NF}' <<<"${share[$k]}") of the CPU"
         done
       done
       for k in "${kinds[@]}"; do

@@ -472,6 +472,8 @@ asio::awaitable<bool> http1_connection::read_header() {
     if (!st_->out_.empty()) {
       // Responses to pipelined requests went into out_ together; send them before waiting.
       auto saved = st_->deadline_;
+      // flush(), spelled out: a call to it would cost a coroutine frame per request even
+      // when the send completes at once (serve's comment).
       bool sent = send_now(false);
       if (sent && !st_->out_.empty()) sent = co_await write_rest();
       if (!sent) co_return false;

@@ -2,6 +2,8 @@
 // timeouts, and a status plus a clean close (FIN, not RST) for each kind of bad input.
 #include <graceful/http/server.hpp>
 
+#include <graceful/core/unique_fd.hpp>
+
 #include <atomic>
 #include <cerrno>
 #include <future>
@@ -47,27 +49,27 @@ TEST(http_server, spreads_a_burst_of_new_keep_alive_connections_over_its_loops) 
   // the loop awake first, leaving the other core idle.
   test_server s;  // 2 loops
   // The sockets first, then the 64 connects back to back, as fast as a load tester's.
-  std::vector<int> fds;
-  for (int i = 0; i < 64; ++i) fds.push_back(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  std::vector<graceful::unique_fd> fds;
+  for (int i = 0; i < 64; ++i) fds.emplace_back(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   sockaddr_in to{};
   to.sin_family = AF_INET;
   to.sin_port = htons(static_cast<std::uint16_t>(s.port));
   to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  for (int fd : fds) ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to);  // EINPROGRESS
+  for (auto& fd : fds) ::connect(fd.get(), reinterpret_cast<sockaddr*>(&to), sizeof to);  // EINPROGRESS
   const std::string req = get_request("/");
   int ok = 0;
-  for (int fd : fds) {
-    pollfd p{fd, POLLOUT, 0};
+  for (auto& fd : fds) {
+    pollfd p{fd.get(), POLLOUT, 0};
     ::poll(&p, 1, 5000);
-    ok += ::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size());
+    ok += ::send(fd.get(), req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size());
   }
   EXPECT_EQ(ok, 64);
   // Each answered: the connection was accepted and served.
   int answered = 0;
-  for (int fd : fds) {
-    pollfd p{fd, POLLIN, 0};
+  for (auto& fd : fds) {
+    pollfd p{fd.get(), POLLIN, 0};
     char buf[512];
-    answered += ::poll(&p, 1, 5000) == 1 && ::recv(fd, buf, sizeof buf, 0) > 0 && std::string_view(buf, 12) == "HTTP/1.1 200";
+    answered += ::poll(&p, 1, 5000) == 1 && ::recv(fd.get(), buf, sizeof buf, 0) >= 12 && std::string_view(buf, 12) == "HTTP/1.1 200";
   }
   EXPECT_EQ(answered, 64);
   auto d = s.server->describe(secs(5));
@@ -79,7 +81,6 @@ TEST(http_server, spreads_a_burst_of_new_keep_alive_connections_over_its_loops) 
   EXPECT_EQ(a + b, 64) << d;
   EXPECT_GE(a, 4) << d;
   EXPECT_GE(b, 4) << d;
-  for (int fd : fds) ::close(fd);
 }
 
 TEST(http_server, answers_pipelined_requests_in_order) {
