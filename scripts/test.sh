@@ -35,7 +35,16 @@ if [ "$sanitize" = thread ]; then
   # ASan+UBSan builds instead.
   extra=(-DGRACEFUL_WITH_GRPC=OFF)
 fi
+# Test builds carry line tables only (-g1: file:line in every sanitizer report, stack dump and
+# gdb backtrace), not full debug info: on 2 cores -g costs a third of the build time. The
+# sanitizer builds compile at -O1, as the sanitizers' own documentation advises: their
+# instrumentation at -O2 nearly doubles the compile time, for reports no different. One heavy
+# translation unit measured: plain -O2 -g 33 s, -O2 -g1 23 s; ASan+UBSan -O2 -g 90 s, -O1 -g1
+# 51 s; TSan -O2 -g 34 s, -O1 -g1 20 s. The plain build keeps -O2, what ships.
+opt=-O2
+[ -n "$sanitize" ] && opt=-O1
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "${launcher[@]}" "${extra[@]}" \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$opt -g1 -DNDEBUG" -DCMAKE_C_FLAGS_RELWITHDEBINFO="$opt -g1 -DNDEBUG" \
   -DGRACEFUL_WERROR=ON -DGRACEFUL_SANITIZE="$sanitize" >/dev/null
 cmake --build "$build"
 
