@@ -290,7 +290,7 @@ TEST(http_server, adopt_rejects_a_socket_that_is_not_listening) {
   EXPECT_EQ(ts.server->listen("unix:/tmp/graceful-http-unix.sock").error(), http::errc::bad_address);
 }
 
-TEST(http_server, describe_lists_in_flight_requests) {
+TEST(http_server, describe_lists_in_flight_requests_with_the_clients_address) {
   test_server ts;
   http_conn c(ts.port);
   ASSERT_TRUE(c.send(get_request("/slow?ms=500")));
@@ -298,6 +298,12 @@ TEST(http_server, describe_lists_in_flight_requests) {
   auto text = ts.server->describe(secs(2));
   EXPECT_NE(text.find("request=\"GET /slow\""), std::string::npos) << text;
   EXPECT_NE(text.find("state=handling"), std::string::npos) << text;
+  // The line names the client's address whether or not the connection ever waited on its
+  // socket (one whose request is there at accept is never registered with the loop).
+  sockaddr_in local{};
+  socklen_t len = sizeof local;
+  ASSERT_EQ(::getsockname(c.fd(), reinterpret_cast<sockaddr*>(&local), &len), 0);
+  EXPECT_NE(text.find("conn 127.0.0.1:" + std::to_string(ntohs(local.sin_port)) + " "), std::string::npos) << text;
 }
 
 TEST(http_server, routes_are_fixed_once_serving) {
