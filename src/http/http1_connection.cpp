@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cerrno>
 
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -34,9 +33,8 @@ http1_state::http1_state(loop& l)
 
 // ---- the connection ----
 
-http1_connection::http1_connection(loop& l, unique_fd fd, bool v6)
-    : connection_base(l), opts_(l.srv.opts), socket_(*l.ctx), raw_(std::move(fd)), accepted_at_(clock_type::now()),
-      v6_(v6) {}
+http1_connection::http1_connection(loop& l, tcp::socket s)
+    : connection_base(l), opts_(l.srv.opts), socket_(std::move(s)), accepted_at_(clock_type::now()) {}
 
 http1_connection::~http1_connection() {
   // Safety nets: run(), run_linger() and finish_parked() did both already.
@@ -135,7 +133,8 @@ void http1_connection::begin_shutdown() {
 
 void http1_connection::force_close() {
   closed_ = true;
-  close_socket();  // a parked connection's wait ends too (on_wake then finishes it)
+  error_code ec;
+  socket_.close(ec);  // a parked connection's wait ends too (on_wake then finishes it)
   if (!st_) return;
   st_->timer_.cancel();
   st_->sleep_timer_.cancel();
@@ -156,13 +155,10 @@ const char* http1_connection::phase_name() const noexcept {
 void http1_connection::describe(std::string& out, clock_type::time_point now) const {
   using std::chrono::duration_cast;
   using ms = std::chrono::milliseconds;
-  // From the fd: a connection not registered yet has no endpoint in socket_.
-  tcp::endpoint ep;
-  socklen_t len = static_cast<socklen_t>(ep.capacity());
-  const bool known = ::getpeername(fd(), ep.data(), &len) == 0;
-  if (known) ep.resize(len);
+  error_code ec;
+  auto ep = socket_.remote_endpoint(ec);
   out += "  conn ";
-  out += known ? ep.address().to_string() + ":" + std::to_string(ep.port()) : std::string("?");
+  out += ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
   out += " state=";
   out += phase_name();
   out += " age=" + std::to_string(duration_cast<ms>(now - accepted_at_).count()) + "ms";
@@ -282,7 +278,7 @@ asio::awaitable<std::size_t> http1_connection::read_some() {
   }
   auto buf = st_->in_.prepare(read_size);
   error_code ec;
-  std::size_t n = co_await sock().async_read_some(buf, asio::redirect_error(asio::use_awaitable, ec));
+  std::size_t n = co_await socket_.async_read_some(buf, asio::redirect_error(asio::use_awaitable, ec));
   if (n > 0) {
     st_->in_.commit(n);
     co_return n;
@@ -301,7 +297,7 @@ bool http1_connection::send_now(bool last) {
   // `last`: the connection closes after this; MSG_MORE lets close() send the response's tail
   // and the FIN in one segment.
   const int flags = MSG_DONTWAIT | MSG_NOSIGNAL | (last ? MSG_MORE : 0);
-  auto n = ::send(fd(), st_->out_.data(), st_->out_.size(), flags);
+  auto n = ::send(socket_.native_handle(), st_->out_.data(), st_->out_.size(), flags);
   if (n == static_cast<ssize_t>(st_->out_.size())) {
     st_->out_.clear();
     return true;
@@ -322,7 +318,7 @@ asio::awaitable<bool> http1_connection::write_rest() {
   set_deadline(bounded(opts_.write_timeout));
   error_code ec;
   st_->writing_ = true;
-  co_await asio::async_write(sock(), asio::buffer(st_->out_), asio::redirect_error(asio::use_awaitable, ec));
+  co_await asio::async_write(socket_, asio::buffer(st_->out_), asio::redirect_error(asio::use_awaitable, ec));
   st_->writing_ = false;
   if (ec && st_->timed_out_ && loop_.draining && st_->deadline_ >= loop_.shutdown_deadline) count_cut();
   st_->out_.clear();
@@ -338,25 +334,8 @@ asio::awaitable<bool> http1_connection::flush(bool last) {
 }
 
 bool http1_connection::bytes_waiting() {
-  int n = 0;
-  return ::ioctl(fd(), FIONREAD, &n) == 0 && n > 0;
-}
-
-tcp::socket& http1_connection::sock() {
-  if (raw_) {
-    error_code ec;
-    socket_.assign(v6_ ? tcp::v6() : tcp::v4(), raw_.get(), ec);
-    // Not registered (epoll_ctl failed: ENOMEM, max_user_watches): raw_ keeps the fd, so
-    // direct calls still work, and every wait fails at once, which ends the connection.
-    if (!ec) raw_.release();
-  }
-  return socket_;
-}
-
-void http1_connection::close_socket() noexcept {
   error_code ec;
-  socket_.close(ec);
-  raw_.reset();
+  return socket_.available(ec) > 0 && !ec;
 }
 
 void http1_connection::release_output() {
@@ -372,13 +351,14 @@ void http1_connection::hand_over_to_h2(const request* upgraded, std::string_view
   st_->in_.clear();
   closed_ = true;
   phase_ = phase::done;
-  start_h2_connection(loop_, std::move(sock()), initial, upgraded, settings);
+  start_h2_connection(loop_, std::move(socket_), initial, upgraded, settings);
 }
 
 void http1_connection::close_now() {
   // The state's timer is left armed: it serves the state's next owner (arm_timer).
   phase_ = phase::done;
-  close_socket();
+  error_code ec;
+  socket_.close(ec);
 }
 
 // ---- responses ----
@@ -517,7 +497,7 @@ asio::awaitable<bool> http1_connection::read_header() {
       // before the wait: the reactor is edge-triggered and a wait is not retried
       // speculatively, so bytes that arrived before the wait began would not wake it.
       auto buf = st_->in_.prepare(read_size);
-      auto n = ::recv(fd(), buf.data(), buf.size(), MSG_DONTWAIT);
+      auto n = ::recv(socket_.native_handle(), buf.data(), buf.size(), MSG_DONTWAIT);
       if (n > 0) {
         st_->in_.commit(static_cast<std::size_t>(n));
         continue;
@@ -548,7 +528,7 @@ asio::awaitable<bool> http1_connection::read_header() {
       }
       st_->in_.release();
       error_code wec;
-      co_await sock().async_wait(tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, wec));
+      co_await socket_.async_wait(tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, wec));
       hot.unlink(*this);
       if (cooled_ && wec) continue;  // cool_down() cancelled the wait: park (if nothing came)
       cooled_ = false;

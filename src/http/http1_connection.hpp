@@ -27,7 +27,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include <graceful/core/unique_fd.hpp>
 #include <graceful/http/message.hpp>
 #include <graceful/http/options.hpp>
 
@@ -132,8 +131,7 @@ class http1_connection final : public connection_base, public stream_sink {
 public:
   using clock_type = std::chrono::steady_clock;
 
-  /// `fd`: a connected TCP socket, non-blocking, not yet registered with the loop's reactor.
-  http1_connection(loop& l, unique_fd fd, bool v6);
+  http1_connection(loop& l, boost::asio::ip::tcp::socket s);
   ~http1_connection() override;
 
   /// Serves a new connection: at once when bytes are waiting, else once some arrive.
@@ -217,17 +215,6 @@ private:
   /// Sends what is left of out_ through the reactor, within the write timeout.
   boost::asio::awaitable<bool> write_rest();
   bool bytes_waiting();
-  /// The socket, registered with the loop's reactor on first use. Every asynchronous
-  /// operation goes through it; a direct system call uses fd().
-  boost::asio::ip::tcp::socket& sock();
-  /// The socket's fd, registered or not; -1 once closed.
-  int fd() const noexcept {
-    // Asio 1.74's native_handle() is not const, though it only reads.
-    auto& s = const_cast<boost::asio::ip::tcp::socket&>(socket_);
-    return s.is_open() ? s.native_handle() : raw_.get();
-  }
-  /// Closes the socket, registered or not.
-  void close_socket() noexcept;
   boost::asio::awaitable<void> linger_close();
   void close_now();
   /// Gives back out_'s memory (idle: nothing to send).
@@ -244,10 +231,6 @@ private:
   // What a connection keeps while idle: kept small (issue 13 item 3), the rest is st_.
   const options& opts_;
   boost::asio::ip::tcp::socket socket_;
-  /// The fd until sock() gives it to socket_: a connection whose request is there at accept
-  /// and which closes after its answer never waits, and then costs the reactor nothing (no
-  /// epoll_ctl to add it, none to remove it: issue 13 item 2).
-  unique_fd raw_;
   /// Non-null while the coroutine runs (or a parked wake-up reads into it).
   std::shared_ptr<http1_state> st_;
   // http1_idle's list links and the deadline it orders by (while parked).
@@ -277,7 +260,6 @@ private:
   /// a request that raced in as the grace ended may still be read (once, see read_header).
   bool grace_from_idle_ = false;
   bool rescued_ = false;
-  bool v6_ = false;  // raw_'s family, for sock()
 };
 
 } // namespace graceful::http::detail

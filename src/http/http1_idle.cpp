@@ -225,7 +225,7 @@ void http1_connection::park(std::shared_ptr<http1_connection> self) {
 void http1_connection::wait_readable(std::shared_ptr<http1_connection> self) {
   // Edge-triggered reactor, and an async_wait is not tried speculatively: the caller made
   // sure nothing is waiting already (a recv that would block: read_on_wake, read_header).
-  sock().async_wait(tcp::socket::wait_read, wake_handler{std::move(self), &http1_idle::of(loop_)});
+  socket_.async_wait(tcp::socket::wait_read, wake_handler{std::move(self), &http1_idle::of(loop_)});
 }
 
 void http1_connection::idle_expired() {
@@ -304,7 +304,7 @@ http1_connection::wake_read http1_connection::read_on_wake() {
   // cost every keep-alive request one more trip through the loop).
   if (!st_) st_ = http1_idle::of(loop_).take(loop_, *this);
   auto buf = st_->in_.prepare(read_size);
-  auto n = ::recv(fd(), buf.data(), buf.size(), MSG_DONTWAIT);
+  auto n = ::recv(socket_.native_handle(), buf.data(), buf.size(), MSG_DONTWAIT);
   if (n > 0) {
     st_->in_.commit(static_cast<std::size_t>(n));
     return wake_read::got;

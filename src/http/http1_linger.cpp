@@ -37,7 +37,9 @@ asio::awaitable<void> http1_connection::linger_close() {
   if (closed_) co_return;
   phase_ = phase::lingering;
   error_code ec;
-  if (::shutdown(fd(), SHUT_WR) == 0) {
+  socket_.shutdown(tcp::socket::shutdown_send, ec);
+  if (!ec) {
+    const int fd = socket_.native_handle();
     const auto until = clock_type::now() + opts_.linger_timeout;
     // When the last input arrived, or the delivery was first seen: the quiet time runs from
     // the later of the two. max: not delivered yet.
@@ -50,7 +52,7 @@ asio::awaitable<void> http1_connection::linger_close() {
       for (;;) {
         st_->in_.clear();
         auto buf = st_->in_.prepare(read_size);
-        auto n = ::recv(fd(), buf.data(), buf.size(), MSG_DONTWAIT);
+        auto n = ::recv(fd, buf.data(), buf.size(), MSG_DONTWAIT);
         if (n > 0) {
           arrived = true;
           total += static_cast<std::size_t>(n);
@@ -65,7 +67,7 @@ asio::awaitable<void> http1_connection::linger_close() {
       if (eof || failed || total >= opts_.linger_max_bytes) break;
       auto now = clock_type::now();
       if (now >= until) break;
-      auto k = read_tcp_state(fd());
+      auto k = read_tcp_state(fd);
       auto wake = until;
       if (k.known && k.unread == 0) {
         // After shutdown the FIN counts as one unacknowledged byte.
@@ -82,13 +84,10 @@ asio::awaitable<void> http1_connection::linger_close() {
       }
       // Unknown state (not TCP?): the old rule, read until the client closes or time is up.
       set_deadline(wake);
-      co_await sock().async_wait(tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
-      // Cancelled (the deadline, above), it goes round again; any other failure (the wait
-      // cannot even start) ends it, rather than spinning until linger_timeout.
-      if (ec && ec != asio::error::operation_aborted) break;
+      co_await socket_.async_wait(tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
     }
   }
-  close_socket();
+  socket_.close(ec);
 }
 
 } // namespace graceful::http::detail

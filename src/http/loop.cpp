@@ -1,18 +1,11 @@
 #include "http/loop.hpp"
 
 #include <algorithm>
-#include <cerrno>
-
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
-
-#include <graceful/core/unique_fd.hpp>
 
 #include "http/connection_base.hpp"
 #include "http/http1_connection.hpp"
@@ -28,37 +21,17 @@ using error_code = boost::system::error_code;
 namespace {
 
 /// A new connection on `l`, accepted on `li`: the protocol is chosen here (HTTP/1.1 only, for now).
-void start_connection(loop& l, const listener& li, unique_fd s) {
+void start_connection(loop& l, const listener& li, tcp::socket s) {
   // Responses are written whole; Nagle would only delay stream chunks and 100-continue.
   // Linux copies TCP_NODELAY from the listener to what it accepts (add_listener): set here
   // only where the listener could not take it, one system call per connection saved.
   if (!li.nodelay) {
-    const int one = 1;
-    ::setsockopt(s.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    error_code ec;
+    s.set_option(tcp::no_delay(true), ec);
   }
   bump(l.accepted);
-  http1_connection::start(std::make_shared<http1_connection>(l, std::move(s), li.v6));
+  http1_connection::start(std::make_shared<http1_connection>(l, std::move(s)));
 }
-
-/// One accept4, non-blocking and close-on-exec from the start. The socket is not given to
-/// the reactor here, as Asio's accept would (an epoll_ctl to add it, and, since Asio cannot
-/// tell an fd it was given from one it may share, another to remove it at close): a
-/// connection registers only when it first has to wait (http1_connection::sock()), and one
-/// whose request is there at once and which closes after its answer never does.
-unique_fd accept_one(listener& li, error_code& ec) {
-  for (;;) {
-    int fd = ::accept4(li.acceptor.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd >= 0) {
-      ec.clear();
-      return unique_fd(fd);
-    }
-    if (errno == EINTR) continue;
-    ec = error_code(errno, boost::system::system_category());
-    return unique_fd();
-  }
-}
-
-bool would_block(const error_code& ec) { return ec == asio::error::would_block || ec == asio::error::try_again; }
 
 bool is_resource_exhaustion(const error_code& ec) {
   return ec == asio::error::no_descriptors || ec.value() == ENFILE || ec == asio::error::no_buffer_space ||
@@ -77,16 +50,9 @@ asio::awaitable<void> accept_loop(loop& l, listener& li) {
       continue;
     }
     error_code ec;
-    unique_fd s = accept_one(li, ec);
-    if (would_block(ec)) {
-      // The queue is empty: wait for the next connection. (Asio's reactor is edge-triggered:
-      // the accepts above ran until the kernel said there was nothing left.)
-      co_await li.acceptor.async_wait(tcp::acceptor::wait_read, asio::redirect_error(asio::use_awaitable, ec));
-      if (ec == asio::error::operation_aborted || !li.acceptor.is_open() || l.draining) break;
-      continue;
-    }
+    tcp::socket s = co_await li.acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
-      if (!li.acceptor.is_open() || l.draining) break;
+      if (ec == asio::error::operation_aborted || !li.acceptor.is_open() || l.draining) break;
       if (is_resource_exhaustion(ec)) {
         // EMFILE/ENFILE: the connection stays queued and epoll keeps reporting the listener
         // readable, so retrying at once would spin (tuning.hpp).
@@ -140,14 +106,6 @@ bool loop::add_listener(int fd, bool v6, std::error_code& e) {
   // TCP?) leaves the option to each connection.
   li->acceptor.set_option(tcp::no_delay(true), ec);
   li->nodelay = !ec;
-  li->v6 = v6;
-  // accept_one's accept4 must not block the loop. (O_NONBLOCK is the open file's, shared with
-  // every process holding the listener; Asio's own accept set it just the same.)
-  li->acceptor.non_blocking(true, ec);
-  if (ec) {
-    e = std::error_code(ec.value(), std::system_category());
-    return false;
-  }
   srv.retain();
   auto& ref = *li;
   listeners.push_back(std::move(li));
@@ -179,12 +137,13 @@ void loop::accept_queued(listener& li) {
   // does not apply: these clients are already connected, and closing the listener would
   // reset them.
   error_code ec;
+  li.acceptor.non_blocking(true, ec);
   std::size_t n = 0;
   for (; n < max_accepts_at_close; ++n) {
-    unique_fd s = accept_one(li, ec);
+    tcp::socket s = li.acceptor.accept(ec);
     if (ec == asio::error::connection_aborted) continue;  // that one client left first
     if (ec) {
-      if (!would_block(ec))
+      if (ec != asio::error::would_block && ec != asio::error::try_again)
         srv.log().warn("http: accepting the queued connections before closing a listener: {}", ec.message());
       break;
     }

@@ -36,7 +36,6 @@ struct listener {
   boost::asio::ip::tcp::acceptor acceptor;
   boost::asio::steady_timer pause;  // EMFILE back-off and max_connections pause
   bool nodelay = false;              // TCP_NODELAY set on the listener: accepted sockets inherit it
-  bool v6 = false;                   // the family of what it accepts (http1_connection::sock())
   explicit listener(boost::asio::io_context& ctx) : acceptor(ctx), pause(ctx) {}
 };
 

@@ -298,8 +298,7 @@ TEST(http_server, describe_lists_in_flight_requests_with_the_clients_address) {
   auto text = ts.server->describe(secs(2));
   EXPECT_NE(text.find("request=\"GET /slow\""), std::string::npos) << text;
   EXPECT_NE(text.find("state=handling"), std::string::npos) << text;
-  // The line names the client's address whether or not the connection ever waited on its
-  // socket (one whose request is there at accept is never registered with the loop).
+  // The line names the client, by the address and port it connects from.
   sockaddr_in local{};
   socklen_t len = sizeof local;
   ASSERT_EQ(::getsockname(c.fd(), reinterpret_cast<sockaddr*>(&local), &len), 0);
