@@ -28,8 +28,9 @@
 # from the machine's other users hits them alike), p50/p99 latency (median of the rounds' wrk
 # percentiles), CPU per request (user+system ticks of the server's processes from /proc/PID/stat
 # over the round, divided by the round's requests), and per round the busiest thread's share of
-# the server's CPU (at 2 workers, 50% is an even split and ~100% one worker serving every
-# connection: on 2 cores with wrk on one of them, that decides p99). Loopback only. Exit 1 if
+# the server's CPU beside that round's p99 (at 2 workers, 50% is an even split and ~100% one
+# worker serving every connection: on 2 cores with wrk on one of them, that decides p99, so a
+# median p99 over rounds of both kinds is read with this column). Loopback only. Exit 1 if
 # the harness fails (a server does not start, wrk fails), 2 for bad usage.
 set -euo pipefail
 PROG=throughput.sh
@@ -168,9 +169,9 @@ if [ "$runs" -gt 0 ]; then
         xn=-; xf=-
         [ -n "${rps[nginx]:-}" ] && xn=$(paired "${rps[$k]}" "${rps[nginx]}")
         [ -n "${rps[floor]:-}" ] && xf=$(paired "${rps[$k]}" "${rps[floor]}")
-        table+=("$(printf '| %s | %s | %s | %.0f | %s | %s | %.2f | %.2f | %.1f | %s| %s|' "$w" "$mode" "$k" \
+        table+=("$(printf '| %s | %s | %s | %.0f | %s | %s | %.2f | %.2f | %.1f | %s| %s| %s|' "$w" "$mode" "$k" \
           "$(med "${rps[$k]}")" "$xn" "$xf" "$(med "${p50[$k]}")" "$(med "${p99[$k]}")" \
-          "$(med "${cpu[$k]}")" "${rps[$k]}" "${share[$k]}")")
+          "$(med "${cpu[$k]}")" "${rps[$k]}" "${p99[$k]}" "${share[$k]}")")
       done
       unset port rps p50 p99 cpu group share
       stop_all_servers
@@ -178,8 +179,8 @@ if [ "$runs" -gt 0 ]; then
   done
   echo "# load avg at the end of the throughput part: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
-  echo "| workers | mode | server | req/s (median) | x nginx | x floor | p50 ms | p99 ms | CPU us/req | req/s per round | busiest thread's CPU share per round |"
-  echo "|---:|---|---|---:|---:|---:|---:|---:|---:|---|---|"
+  echo "| workers | mode | server | req/s (median) | x nginx | x floor | p50 ms | p99 ms | CPU us/req | req/s per round | p99 ms per round | busiest thread's CPU share per round |"
+  echo "|---:|---|---|---:|---:|---:|---:|---:|---:|---|---|---|"
   printf '%s\n' "${table[@]}"
 fi
 
