@@ -159,10 +159,12 @@ if [ "$runs" -gt 0 ]; then
           [ -z "$errs" ] || log "$k $w/$mode round $r: $errs"
           rps[$k]+="$v "
           p50[$k]+="$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")") "
-          p99[$k]+="$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")") "
+          tail=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+          busiest=$(busiest_share "$t0" "$t1")
+          p99[$k]+="$tail "
           cpu[$k]+="$(awk -v t=$(( c1 - c0 )) -v hz="$clk_tck" -v n="$n" 'BEGIN {printf "%.2f", t * 1e6 / hz / n}') "
-          share[$k]+="$(busiest_share "$t0" "$t1")% "
-          log "$k $w workers $mode round $r: $v req/s, p99 $(awk '{print $NF}' <<<"${p99[$k]}") ms, busiest thread $(awk '{print $NF}' <<<"${share[$k]}") of the CPU"
+          share[$k]+="$busiest% "
+          log "$k $w workers $mode round $r: $v req/s, p99 $tail ms, busiest thread $busiest% of the CPU"
         done
       done
       for k in "${kinds[@]}"; do
