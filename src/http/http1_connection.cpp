@@ -13,6 +13,7 @@
 #include <boost/asio/write.hpp>
 
 #include "http/dispatch.hpp"
+#include "http/drained_wait.hpp"
 #include "http/h2_connection.hpp"
 #include "http/loop.hpp"
 #include "http/message_access.hpp"
@@ -397,6 +398,7 @@ asio::awaitable<void> http1_connection::serve() {
     bool ok = co_await read_header();
     if (!ok) co_return;
     if (st_->parser_.current() == request_parser::state::header_done) {
+      drained_ = false;
       ok = co_await read_body();
       if (!ok) co_return;
     }
@@ -411,6 +413,7 @@ asio::awaitable<void> http1_connection::serve() {
       co_return;
     }
     if (const async_handler* h = dispatch_now(loop_.srv, st_->req_, st_->res_, *this)) {
+      drained_ = false;
       auto r = co_await dispatch_async(loop_.srv, *h, st_->req_, st_->res_, *this);
       if (r != dispatch_result::answered) co_return;
     }
@@ -423,6 +426,7 @@ asio::awaitable<void> http1_connection::serve() {
       co_return;
     }
     if (st_->out_.size() >= flush_threshold) {
+      drained_ = false;
       ok = co_await flush();
       if (!ok) co_return;
     }
@@ -475,21 +479,29 @@ asio::awaitable<bool> http1_connection::read_header() {
       // flush(), spelled out: a call to it would cost a coroutine frame per request even
       // when the send completes at once (serve's comment).
       bool sent = send_now(false);
-      if (sent && !st_->out_.empty()) sent = co_await write_rest();
+      if (sent && !st_->out_.empty()) {
+        drained_ = false;
+        sent = co_await write_rest();
+      }
       if (!sent) co_return false;
       // Shutdown may have begun during the write: its grace still bounds this wait.
       set_deadline(std::min(saved, grace_until_));
-      if (st_->in_.empty()) {
+      if (st_->in_.empty() && !drained_) {
         // The client reads the response before it sends its next request: look for that
         // request only after the loop's other ready work (a look right after the send finds
-        // nothing, and the wait then costs an epoll_ctl: measured 1.0 per request instead
-        // of 0.3, bench/RESULTS.md). This is also what keeps a client that pipelines without
-        // pause from holding the loop.
+        // nothing: bench/RESULTS.md). This is also what keeps a client that pipelines
+        // without pause from holding the loop. Not needed when the last read drained the
+        // socket: then the wait below is the look (nginx's rule), and the loop's poll
+        // answers the connections in the order their requests came.
         co_await asio::post(socket_.get_executor(), asio::use_awaitable);
       }
     }
     bool would_block = false;
-    if (st_->in_.empty() && !closed_ && !st_->timed_out_) {
+    if (st_->in_.empty() && !closed_ && !st_->timed_out_ && drained_) {
+      // Nothing can have arrived unseen since the read that drained the socket: wait for
+      // the edge of the next bytes (drained_wait.hpp), with no read that would find nothing.
+      would_block = true;
+    } else if (st_->in_.empty() && !closed_ && !st_->timed_out_) {
       // Read at once, without an operation through the reactor: a busy client's next
       // request is usually there by now, and this is its one syscall (FIONREAD, then a read
       // through the reactor, cost two and a trip through the loop's queue: bench/RESULTS.md,
@@ -500,11 +512,13 @@ asio::awaitable<bool> http1_connection::read_header() {
       auto n = ::recv(socket_.native_handle(), buf.data(), buf.size(), MSG_DONTWAIT);
       if (n > 0) {
         st_->in_.commit(static_cast<std::size_t>(n));
+        drained_ = static_cast<std::size_t>(n) < buf.size();
         continue;
       }
       // EOF and errors: read_some below reports them.
       would_block = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
     }
+    drained_ = false;  // whatever happens next may suspend
     if (would_block) {
       // Nothing buffered and nothing arrived.
       const bool idle = phase_ == phase::idle;
@@ -528,7 +542,7 @@ asio::awaitable<bool> http1_connection::read_header() {
       }
       st_->in_.release();
       error_code wec;
-      co_await socket_.async_wait(tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, wec));
+      co_await async_wait_drained(socket_, asio::redirect_error(asio::use_awaitable, wec));
       hot.unlink(*this);
       if (cooled_ && wec) continue;  // cool_down() cancelled the wait: park (if nothing came)
       cooled_ = false;

@@ -256,6 +256,11 @@ private:
   bool parking_ = false;
   /// The next read_header() continues a parked connection's wait (nothing to set up again).
   bool resumed_ = false;
+  /// read_header's last read took all the socket had (fewer bytes than it asked for), and
+  /// the coroutine has not been suspended since: nothing can have arrived unseen, so the
+  /// next wait needs no look first (drained_wait.hpp). Cleared before every step that may
+  /// suspend.
+  bool drained_ = false;
   /// Shutdown's grace began while this connection waited with zero bytes of a next request:
   /// a request that raced in as the grace ended may still be read (once, see read_header).
   bool grace_from_idle_ = false;

@@ -16,6 +16,7 @@
 #include <boost/asio/write.hpp>
 
 #include "http/dispatch.hpp"
+#include "http/drained_wait.hpp"
 #include "http/h2_connection.hpp"
 #include "http/loop.hpp"
 #include "http/message_access.hpp"
@@ -225,7 +226,7 @@ void http1_connection::park(std::shared_ptr<http1_connection> self) {
 void http1_connection::wait_readable(std::shared_ptr<http1_connection> self) {
   // Edge-triggered reactor, and an async_wait is not tried speculatively: the caller made
   // sure nothing is waiting already (a recv that would block: read_on_wake, read_header).
-  socket_.async_wait(tcp::socket::wait_read, wake_handler{std::move(self), &http1_idle::of(loop_)});
+  async_wait_drained(socket_, wake_handler{std::move(self), &http1_idle::of(loop_)});
 }
 
 void http1_connection::idle_expired() {

@@ -14,6 +14,7 @@
 #include <boost/asio/write.hpp>
 
 #include "http/dispatch.hpp"
+#include "http/drained_wait.hpp"
 #include "http/h2_connection.hpp"
 #include "http/loop.hpp"
 #include "http/message_access.hpp"
@@ -84,7 +85,7 @@ asio::awaitable<void> http1_connection::linger_close() {
       }
       // Unknown state (not TCP?): the old rule, read until the client closes or time is up.
       set_deadline(wake);
-      co_await socket_.async_wait(tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
+      co_await async_wait_drained(socket_, asio::redirect_error(asio::use_awaitable, ec));
     }
   }
   socket_.close(ec);
