@@ -497,26 +497,29 @@ asio::awaitable<bool> http1_connection::read_header() {
       }
     }
     bool would_block = false;
-    if (st_->in_.empty() && !closed_ && !st_->timed_out_ && drained_) {
-      // Nothing can have arrived unseen since the read that drained the socket: wait for
-      // the edge of the next bytes (drained_wait.hpp), with no read that would find nothing.
-      would_block = true;
-    } else if (st_->in_.empty() && !closed_ && !st_->timed_out_) {
-      // Read at once, without an operation through the reactor: a busy client's next
-      // request is usually there by now, and this is its one syscall (FIONREAD, then a read
-      // through the reactor, cost two and a trip through the loop's queue: bench/RESULTS.md,
-      // issue 13 item 2). Only if nothing is there does the connection wait. Also needed
-      // before the wait: the reactor is edge-triggered and a wait is not retried
-      // speculatively, so bytes that arrived before the wait began would not wake it.
-      auto buf = st_->in_.prepare(read_size);
-      auto n = ::recv(socket_.native_handle(), buf.data(), buf.size(), MSG_DONTWAIT);
-      if (n > 0) {
-        st_->in_.commit(static_cast<std::size_t>(n));
-        drained_ = static_cast<std::size_t>(n) < buf.size();
-        continue;
+    if (st_->in_.empty() && !closed_ && !st_->timed_out_) {
+      if (drained_) {
+        // Nothing can have arrived unseen since the read that drained the socket (and no
+        // suspension since): wait for the edge of the next bytes (drained_wait.hpp), with no
+        // read that would find nothing.
+        would_block = true;
+      } else {
+        // Read at once, without an operation through the reactor: a busy client's next
+        // request is usually there by now, and this is its one syscall (FIONREAD, then a
+        // read through the reactor, cost two and a trip through the loop's queue:
+        // bench/RESULTS.md, issue 13 item 2). Only if nothing is there does the connection
+        // wait. Also needed before the wait: the reactor is edge-triggered, so bytes that
+        // arrived before the wait began would not wake it (drained_wait.hpp).
+        auto buf = st_->in_.prepare(read_size);
+        auto n = ::recv(socket_.native_handle(), buf.data(), buf.size(), MSG_DONTWAIT);
+        if (n > 0) {
+          st_->in_.commit(static_cast<std::size_t>(n));
+          drained_ = static_cast<std::size_t>(n) < buf.size();
+          continue;
+        }
+        // EOF and errors: read_some below reports them.
+        would_block = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
       }
-      // EOF and errors: read_some below reports them.
-      would_block = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
     }
     drained_ = false;  // whatever happens next may suspend
     if (would_block) {

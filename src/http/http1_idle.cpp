@@ -224,8 +224,8 @@ void http1_connection::park(std::shared_ptr<http1_connection> self) {
 }
 
 void http1_connection::wait_readable(std::shared_ptr<http1_connection> self) {
-  // Edge-triggered reactor, and an async_wait is not tried speculatively: the caller made
-  // sure nothing is waiting already (a recv that would block: read_on_wake, read_header).
+  // Edge-triggered reactor: the caller made sure nothing is waiting already (a recv that
+  // would block: read_on_wake, read_header), the precondition of drained_wait.hpp.
   async_wait_drained(socket_, wake_handler{std::move(self), &http1_idle::of(loop_)});
 }
 

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <string>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -45,6 +46,12 @@ struct pair {
     return ::recv(server.native_handle(), b, sizeof b, MSG_DONTWAIT) < 0 && errno == EAGAIN;
   }
 
+  /// Drains the socket, then starts the wait under test; `got` receives its result.
+  void start_wait(std::optional<error_code>& got) {
+    ASSERT_TRUE(drain());
+    async_wait_drained(server, [&got](const error_code& ec) { got = ec; });
+  }
+
   /// Runs ctx until `done` is set or 5 s pass.
   void run_until(const std::optional<error_code>& done) {
     auto until = std::chrono::steady_clock::now() + 5s;
@@ -57,9 +64,8 @@ struct pair {
 
 TEST(drained_wait, does_not_complete_while_nothing_arrives) {
   pair p;
-  ASSERT_TRUE(p.drain());
   std::optional<error_code> got;
-  async_wait_drained(p.server, [&](const error_code& ec) { got = ec; });
+  p.start_wait(got);
   p.ctx.run_for(100ms);
   EXPECT_FALSE(got) << "completed with nothing to read";
   p.server.cancel();
@@ -68,9 +74,8 @@ TEST(drained_wait, does_not_complete_while_nothing_arrives) {
 
 TEST(drained_wait, completes_when_bytes_arrive) {
   pair p;
-  ASSERT_TRUE(p.drain());
   std::optional<error_code> got;
-  async_wait_drained(p.server, [&](const error_code& ec) { got = ec; });
+  p.start_wait(got);
   p.ctx.run_for(20ms);
   ASSERT_FALSE(got);
   asio::write(p.client, asio::buffer("GET / HTTP/1.1\r\n\r\n", 18));
@@ -85,23 +90,22 @@ TEST(drained_wait, completes_again_for_the_next_bytes_after_each_drain) {
   // A keep-alive connection's cycle: read all, wait, read all, wait.
   pair p;
   for (int i = 0; i < 3; ++i) {
-    ASSERT_TRUE(p.drain()) << "round " << i;
+    SCOPED_TRACE("round " + std::to_string(i));
     std::optional<error_code> got;
-    async_wait_drained(p.server, [&](const error_code& ec) { got = ec; });
+    p.start_wait(got);
     asio::write(p.client, asio::buffer("x", 1));
     p.run_until(got);
-    ASSERT_TRUE(got) << "round " << i;
-    EXPECT_FALSE(*got) << "round " << i << ": " << got->message();
+    ASSERT_TRUE(got);
+    EXPECT_FALSE(*got) << got->message();
     char b[8];
-    EXPECT_EQ(::recv(p.server.native_handle(), b, sizeof b, MSG_DONTWAIT), 1) << "round " << i;
+    EXPECT_EQ(::recv(p.server.native_handle(), b, sizeof b, MSG_DONTWAIT), 1);
   }
 }
 
 TEST(drained_wait, completes_when_the_peer_closes) {
   pair p;
-  ASSERT_TRUE(p.drain());
   std::optional<error_code> got;
-  async_wait_drained(p.server, [&](const error_code& ec) { got = ec; });
+  p.start_wait(got);
   p.client.close();
   p.run_until(got);
   ASSERT_TRUE(got) << "the FIN did not end the wait";
@@ -110,28 +114,23 @@ TEST(drained_wait, completes_when_the_peer_closes) {
   EXPECT_EQ(::recv(p.server.native_handle(), b, sizeof b, MSG_DONTWAIT), 0);
 }
 
-TEST(drained_wait, cancel_ends_it_with_operation_aborted) {
+/// What a pending wait ends with when `end` is done to its socket.
+error_code ended_by(void (*end)(tcp::socket&)) {
   pair p;
-  ASSERT_TRUE(p.drain());
   std::optional<error_code> got;
-  async_wait_drained(p.server, [&](const error_code& ec) { got = ec; });
+  p.start_wait(got);
   p.ctx.run_for(20ms);
-  p.server.cancel();
+  end(p.server);
   p.run_until(got);
-  ASSERT_TRUE(got);
-  EXPECT_EQ(*got, asio::error::operation_aborted);
+  return got.value_or(error_code());
+}
+
+TEST(drained_wait, cancel_ends_it_with_operation_aborted) {
+  EXPECT_EQ(ended_by([](tcp::socket& s) { s.cancel(); }), asio::error::operation_aborted);
 }
 
 TEST(drained_wait, close_ends_it_with_operation_aborted) {
-  pair p;
-  ASSERT_TRUE(p.drain());
-  std::optional<error_code> got;
-  async_wait_drained(p.server, [&](const error_code& ec) { got = ec; });
-  p.ctx.run_for(20ms);
-  p.server.close();
-  p.run_until(got);
-  ASSERT_TRUE(got);
-  EXPECT_EQ(*got, asio::error::operation_aborted);
+  EXPECT_EQ(ended_by([](tcp::socket& s) { s.close(); }), asio::error::operation_aborted);
 }
 
 TEST(drained_wait, a_pending_wait_is_destroyed_with_its_context_without_being_called) {
