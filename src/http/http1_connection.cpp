@@ -49,7 +49,7 @@ void http1_connection::start(std::shared_ptr<http1_connection> self) {
   // connection that sends nothing yet costs no coroutine either.
   // Its request is usually there by the time the accept completes: read it at once (one
   // syscall, where FIONREAD then the read were two).
-  c.idle_deadline_ = c.next_request_wait(false);
+  c.idle_deadline_ = c.next_request_wait(false, c.accepted_at_);
   switch (c.read_on_wake()) {
     case wake_read::got:
       c.resumed_ = true;
@@ -189,7 +189,7 @@ asio::awaitable<bool> http1_connection::write_chunk(std::string_view data) {
     f.no_length = true;
     f.close = st_->stream_close_;
     f.http10 = message_access::version(st_->req_) == 10;
-    w.head(st_->res_, loop_.date(), f);
+    w.head(st_->res_, loop_.date(), f, loop_.ok_head());
   }
   if (!data.empty() && !st_->head_request_) {
     if (st_->chunked_) w.chunk(data);
@@ -371,7 +371,8 @@ void http1_connection::reset_response() {
 
 void http1_connection::write_response(bool close) {
   response_writer(st_->out_, opts_.server_name)
-      .whole(st_->res_, loop_.date(), close, message_access::version(st_->req_) == 10, st_->head_request_);
+      .whole(st_->res_, loop_.date(), close, message_access::version(st_->req_) == 10, st_->head_request_,
+             loop_.ok_head());
 }
 
 asio::awaitable<void> http1_connection::reply_and_close(int status, std::string_view reason) {
@@ -439,6 +440,10 @@ asio::awaitable<bool> http1_connection::read_header() {
   cooled_ = false;
   st_->parser_.start(st_->req_);
   reset_response();
+  // One clock read per pass instead of one per use (deadlines, the request's arrival time),
+  // taken again after every suspension: the vDSO clock was ~10% of the server's user-space
+  // time per keep-alive request (bench/RESULTS.md, session 9).
+  auto now = clock_type::now();
   if (resumed_) {
     // A parked connection woke up (start(), on_wake()): its wait was set up before it
     // parked, and what arrived is in in_.
@@ -446,13 +451,13 @@ asio::awaitable<bool> http1_connection::read_header() {
     // (begin_shutdown may have cut the state's deadline since: the grace.)
     set_deadline(std::min(idle_deadline_, st_->deadline_));
   } else {
-    set_deadline(next_request_wait(!st_->in_.empty()));
+    set_deadline(next_request_wait(!st_->in_.empty(), now));
   }
   for (;;) {
     if (!st_->in_.empty()) {
       if (phase_ == phase::idle) {
         phase_ = phase::header;
-        if (requests_) set_deadline(clock_type::now() + header_or_grace(opts_.header_read_timeout));
+        if (requests_) set_deadline(now + header_or_grace(opts_.header_read_timeout));
       }
       // HTTP/2 with prior knowledge shares the listener: its first bytes are the preface
       // (RFC 9113 3.4), which no HTTP/1.1 request line starts with. A prefix of it: read on.
@@ -482,6 +487,7 @@ asio::awaitable<bool> http1_connection::read_header() {
       if (sent && !st_->out_.empty()) {
         drained_ = false;
         sent = co_await write_rest();
+        now = clock_type::now();
       }
       if (!sent) co_return false;
       // Shutdown may have begun during the write: its grace still bounds this wait.
@@ -494,6 +500,7 @@ asio::awaitable<bool> http1_connection::read_header() {
         // socket: then the wait below is the look (nginx's rule), and the loop's poll
         // answers the connections in the order their requests came.
         co_await asio::post(socket_.get_executor(), asio::use_awaitable);
+        now = clock_type::now();
       }
     }
     bool would_block = false;
@@ -540,12 +547,13 @@ asio::awaitable<bool> http1_connection::read_header() {
       // reports the timeout).
       auto& hot = http1_idle::of(loop_);
       if (idle) {
-        idle_deadline_ = clock_type::now() + hot_idle_time;
+        idle_deadline_ = now + hot_idle_time;
         hot.link(*this, true);
       }
       st_->in_.release();
       error_code wec;
       co_await async_wait_drained(socket_, asio::redirect_error(asio::use_awaitable, wec));
+      now = clock_type::now();
       hot.unlink(*this);
       if (cooled_ && wec) continue;  // cool_down() cancelled the wait: park (if nothing came)
       cooled_ = false;
@@ -554,6 +562,7 @@ asio::awaitable<bool> http1_connection::read_header() {
       if (!wec) continue;
     }
     std::size_t got = co_await read_some();
+    now = clock_type::now();
     if (got == 0) {
       // Grace over during shutdown, yet a request raced in: it has arrived, so answer it
       // (this is the golang/go#65802 race, closed). Only for a connection that had sent
@@ -561,7 +570,7 @@ asio::awaitable<bool> http1_connection::read_header() {
       // trickling bytes would otherwise re-arm the wait each time a byte is waiting.
       if (st_->timed_out_ && loop_.draining && !closed_ && grace_from_idle_ && !rescued_ && bytes_waiting()) {
         rescued_ = true;
-        set_deadline(std::min(clock_type::now() + std::min(opts_.header_read_timeout, opts_.shutdown_idle_grace),
+        set_deadline(std::min(now + std::min(opts_.header_read_timeout, opts_.shutdown_idle_grace),
                               loop_.shutdown_deadline));
         continue;
       }
@@ -570,7 +579,7 @@ asio::awaitable<bool> http1_connection::read_header() {
       co_return false;
     }
   }
-  message_access::start(st_->req_, loop_.stop_token);
+  message_access::start(st_->req_, loop_.stop_token, now);
   begin_request();
   co_return true;
 }

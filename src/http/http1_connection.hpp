@@ -183,8 +183,9 @@ private:
   void release_state() noexcept;
   /// Unregisters a connection that ends while parked.
   void finish_parked();
-  /// The set-up of a wait for the next request (phase, the grace's flag); its deadline.
-  clock_type::time_point next_request_wait(bool have_bytes);
+  /// The set-up of a wait for the next request (phase, the grace's flag); its deadline,
+  /// counted from `now` (the caller's clock read).
+  clock_type::time_point next_request_wait(bool have_bytes, clock_type::time_point now);
 
   // The request loop's steps (serve); each returns false when the connection is done or parks.
   boost::asio::awaitable<void> serve();

@@ -327,12 +327,11 @@ void http1_connection::release_state() noexcept {
   if (st_) http1_idle::of(loop_).give_back(std::move(st_));
 }
 
-clock_type::time_point http1_connection::next_request_wait(bool have_bytes) {
+clock_type::time_point http1_connection::next_request_wait(bool have_bytes, clock_type::time_point now) {
   // A connection with no complete request is "idle" (or "new"): during shutdown it only
   // gets the grace. Bytes that arrived make it active.
   phase_ = have_bytes ? phase::header : phase::idle;
   if (loop_.draining) grace_from_idle_ = phase_ == phase::idle;  // the grace begins now
-  auto now = clock_type::now();
   if (phase_ == phase::idle)
     return now + header_or_grace(requests_ ? opts_.idle_timeout : opts_.header_read_timeout);
   return now + header_or_grace(opts_.header_read_timeout);

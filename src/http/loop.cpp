@@ -94,6 +94,23 @@ std::string_view loop::date() {
   return {date_buf, date_len};
 }
 
+std::string_view loop::ok_head() {
+  auto d = date();
+  if (ok_head_sec != date_sec) {
+    ok_head_sec = date_sec;
+    ok_head_ = "HTTP/1.1 200 OK\r\n";
+    if (!srv.opts.server_name.empty()) {
+      ok_head_ += "Server: ";
+      ok_head_ += srv.opts.server_name;
+      ok_head_ += "\r\n";
+    }
+    ok_head_ += "Date: ";
+    ok_head_ += d;
+    ok_head_ += "\r\n";
+  }
+  return ok_head_;
+}
+
 bool loop::add_listener(int fd, bool v6, std::error_code& e) {
   auto li = std::make_unique<listener>(*ctx);
   error_code ec;

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <optional>
 #include <stop_token>
+#include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
@@ -68,12 +69,18 @@ struct loop {
   std::time_t date_sec = 0;
   char date_buf[64] = {};
   std::size_t date_len = 0;
+  std::string ok_head_;          // ok_head(), as of ok_head_sec
+  std::time_t ok_head_sec = -1;
   std::chrono::steady_clock::time_point last_accept_log{};
 
   loop(server_state& s, unsigned i) : srv(s), index(i) {}
 
   /// The Date header value, formatted once per second (RFC 9110 5.6.7 IMF-fixdate).
   std::string_view date();
+  /// The start of a 200 response's head: status line, Server (options::server_name, if
+  /// any) and Date fields, formatted with date(). Most responses are 200s, and one copy of
+  /// this replaces five appends and a number's formatting (response_writer::head).
+  std::string_view ok_head();
   /// Counts one response sent with `status` (server_stats::responses_by_status).
   void count_status(int status) noexcept {
     if (status >= 100 && status < 600) bump(by_status[static_cast<std::size_t>(status)]);

@@ -22,9 +22,9 @@ struct message_access {
   static int version(const request& r) noexcept { return r.version_; }
   /// The client asked to keep the connection (HTTP/1.x only).
   static bool keep_alive(const request& r) noexcept { return r.keep_alive_; }
-  /// Marks the request as complete now and ties its stop_token to the loop's.
-  static void start(request& r, const std::stop_token& stop) noexcept {
-    r.received_ = std::chrono::steady_clock::now();
+  /// Marks the request as complete at `now` and ties its stop_token to the loop's.
+  static void start(request& r, const std::stop_token& stop, std::chrono::steady_clock::time_point now) noexcept {
+    r.received_ = now;
     r.stop_ = &stop;
   }
   /// The extra header fields a handler added, for the serialiser to write.

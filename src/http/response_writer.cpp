@@ -63,21 +63,25 @@ bool wants_close(const response& res) noexcept {
   return false;
 }
 
-void response_writer::head(const response& res, std::string_view date, const head_framing& f) {
+void response_writer::head(const response& res, std::string_view date, const head_framing& f, std::string_view ok_head) {
   auto& o = out_;
-  o += "HTTP/1.1 ";
-  append_number(o, static_cast<std::uint64_t>(res.status));
-  o += ' ';
-  o += reason_phrase(res.status);
-  o += "\r\n";
-  if (!server_name_.empty()) {
-    o += "Server: ";
-    o += server_name_;
+  if (res.status == 200 && !ok_head.empty()) {
+    o += ok_head;
+  } else {
+    o += "HTTP/1.1 ";
+    append_number(o, static_cast<std::uint64_t>(res.status));
+    o += ' ';
+    o += reason_phrase(res.status);
+    o += "\r\n";
+    if (!server_name_.empty()) {
+      o += "Server: ";
+      o += server_name_;
+      o += "\r\n";
+    }
+    o += "Date: ";
+    o += date;
     o += "\r\n";
   }
-  o += "Date: ";
-  o += date;
-  o += "\r\n";
   if (status_has_body(res.status)) {
     if (!res.content_type.empty()) {
       o += "Content-Type: ";
@@ -104,13 +108,14 @@ void response_writer::head(const response& res, std::string_view date, const hea
   o += "\r\n";
 }
 
-void response_writer::whole(response& res, std::string_view date, bool close, bool http10, bool head_request) {
+void response_writer::whole(response& res, std::string_view date, bool close, bool http10, bool head_request,
+                            std::string_view ok_head) {
   if (res.status < 100 || res.status > 599) res.status = 500;
   head_framing f;
   f.content_length = res.body.size();
   f.close = close;
   f.http10 = http10;
-  head(res, date, f);
+  head(res, date, f, ok_head);
   if (status_has_body(res.status) && !head_request) out_ += res.body;
 }
 

@@ -36,11 +36,14 @@ public:
   response_writer(std::string& out, std::string_view server_name) noexcept : out_(out), server_name_(server_name) {}
 
   /// Status line and header fields of `res` (its own Content-Length, Transfer-Encoding and
-  /// Connection fields are replaced by the framing's), then the blank line.
-  void head(const response& res, std::string_view date, const head_framing& f);
+  /// Connection fields are replaced by the framing's), then the blank line. `ok_head`: the
+  /// status line, Server and Date fields of a 200 already formatted (loop::ok_head), used
+  /// as they are when `res` is a 200; empty, they are formatted here.
+  void head(const response& res, std::string_view date, const head_framing& f, std::string_view ok_head = {});
   /// A whole response with Content-Length: head, then the body unless `head_request` or
   /// the status has none. A status outside 100..599 becomes 500.
-  void whole(response& res, std::string_view date, bool close, bool http10, bool head_request);
+  void whole(response& res, std::string_view date, bool close, bool http10, bool head_request,
+             std::string_view ok_head = {});
   /// One chunk of a chunked body.
   void chunk(std::string_view data);
   /// The last chunk of a chunked body (no trailer fields).

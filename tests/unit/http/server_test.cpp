@@ -43,6 +43,35 @@ TEST(http_server, serves_many_requests_on_one_keep_alive_connection) {
   EXPECT_EQ(ts.server->stats().accepted_connections, 1u);
 }
 
+TEST(http_server, every_response_head_names_the_server_and_dates_itself_whatever_its_status) {
+  // A 200's status line, Server and Date come from a copy the loop keeps per second
+  // (loop::ok_head); other statuses are formatted per response. Both must read the same.
+  auto check = [](http::options o, const std::string& server) {
+    test_server ts(o);
+    http_conn c(ts.port);
+    ASSERT_TRUE(c.connected());
+    for (const char* path : {"/", "/no-such-route", "/"}) {
+      ASSERT_TRUE(c.send(get_request(path)));
+      auto r = c.read_response(secs(5));
+      ASSERT_TRUE(r);
+      EXPECT_EQ(r->status, std::string_view(path) == "/" ? 200 : 404) << path;
+      if (server.empty()) EXPECT_EQ(r->headers.count("server"), 0u) << path;
+      else EXPECT_EQ(r->header("server"), server) << path;
+      // RFC 9110 5.6.7 IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT".
+      auto date = r->header("date");
+      EXPECT_EQ(date.size(), 29u) << date;
+      EXPECT_TRUE(date.ends_with(" GMT")) << date;
+    }
+  };
+  check(test_server::small_options(), "graceful");
+  auto named = test_server::small_options();
+  named.server_name = "edge-7";
+  check(named, "edge-7");
+  auto anonymous = test_server::small_options();
+  anonymous.server_name.clear();
+  check(anonymous, "");
+}
+
 TEST(http_server, spreads_a_burst_of_new_keep_alive_connections_over_its_loops) {
   // Both loops wait on one accept queue; 64 connections arriving together (a load tester
   // starting, clients reconnecting after an upgrade) used to go mostly, sometimes all, to
