@@ -25,7 +25,8 @@
 #   -h, --help
 # Per cell (workers x mode) and server: req/s (median of the rounds), x nginx and x floor (the
 # median of the per-round ratios: the servers of one round ran back to back, so a burst of load
-# from the machine's other users hits them alike), p50/p99 latency (median of the rounds' wrk
+# from the machine's other users hits them alike), the lowest and highest per-round ratio to
+# nginx (the run's noise, beside the median), p50/p99 latency (median of the rounds' wrk
 # percentiles), CPU per request (user+system ticks of the server's processes from /proc/PID/stat
 # over the round, divided by the round's requests), and per round the busiest thread's share of
 # the server's CPU beside that round's p99 (at 2 workers, 50% is an even split and ~100% one
@@ -37,7 +38,7 @@ PROG=throughput.sh
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-usage() { sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 servers=floor,graceful,nginx,go-http workers_list=1,2 modes=keepalive,close
 threads=1 conns=64 duration=3 runs=5 idle=5000,10000
 all_args="$*"
@@ -118,13 +119,18 @@ to_ms() {
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a/b; else print "nan"}'; }
 med() { tr ' ' '\n' <<<"$1" | grep . | median; }
-# paired A B: the median of the per-round ratios of two space-separated lists.
-paired() {
+# ratios A B: the per-round ratios of two space-separated lists (round i of A over round i of B).
+ratios() {
   local -a a b; local i out=''
   read -r -a a <<<"$1"; read -r -a b <<<"$2"
   for i in "${!a[@]}"; do out+="$(ratio "${a[$i]}" "${b[$i]:-0}") "; done
-  med "$out" | awk '{printf "%.2f", $1}'
+  echo "$out"
 }
+# paired A B: the median of the per-round ratios.
+paired() { med "$(ratios "$1" "$2")" | awk '{printf "%.2f", $1}'; }
+# spread A B: the lowest and the highest per-round ratio, "0.93-1.08": a median ratio whose
+# spread straddles 1.00 is parity within this run's noise, not a lead or a lag.
+spread() { tr ' ' '\n' <<<"$(ratios "$1" "$2")" | grep . | sort -g | sed -n '1p;$p' | paste -sd- -; }
 
 if [ "$runs" -gt 0 ]; then
   table=()
@@ -168,11 +174,11 @@ if [ "$runs" -gt 0 ]; then
         done
       done
       for k in "${kinds[@]}"; do
-        xn=-; xf=-
-        [ -n "${rps[nginx]:-}" ] && xn=$(paired "${rps[$k]}" "${rps[nginx]}")
+        xn=-; xf=-; xr=-
+        [ -n "${rps[nginx]:-}" ] && xn=$(paired "${rps[$k]}" "${rps[nginx]}") && xr=$(spread "${rps[$k]}" "${rps[nginx]}")
         [ -n "${rps[floor]:-}" ] && xf=$(paired "${rps[$k]}" "${rps[floor]}")
-        table+=("$(printf '| %s | %s | %s | %.0f | %s | %s | %.2f | %.2f | %.1f | %s| %s| %s|' "$w" "$mode" "$k" \
-          "$(med "${rps[$k]}")" "$xn" "$xf" "$(med "${p50[$k]}")" "$(med "${p99[$k]}")" \
+        table+=("$(printf '| %s | %s | %s | %.0f | %s | %s | %s | %.2f | %.2f | %.1f | %s| %s| %s|' "$w" "$mode" "$k" \
+          "$(med "${rps[$k]}")" "$xn" "$xr" "$xf" "$(med "${p50[$k]}")" "$(med "${p99[$k]}")" \
           "$(med "${cpu[$k]}")" "${rps[$k]}" "${p99[$k]}" "${share[$k]}")")
       done
       unset port rps p50 p99 cpu group share
@@ -181,8 +187,8 @@ if [ "$runs" -gt 0 ]; then
   done
   echo "# load avg at the end of the throughput part: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
-  echo "| workers | mode | server | req/s (median) | x nginx | x floor | p50 ms | p99 ms | CPU us/req | req/s per round | p99 ms per round | busiest thread's CPU share per round |"
-  echo "|---:|---|---|---:|---:|---:|---:|---:|---:|---|---|---|"
+  echo "| workers | mode | server | req/s (median) | x nginx | x nginx, lowest-highest round | x floor | p50 ms | p99 ms | CPU us/req | req/s per round | p99 ms per round | busiest thread's CPU share per round |"
+  echo "|---:|---|---|---:|---:|---|---:|---:|---:|---:|---|---|---|"
   printf '%s\n' "${table[@]}"
 fi
 
