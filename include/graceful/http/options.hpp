@@ -55,10 +55,12 @@ struct options {
   /// a client that got its response but keeps its socket open no longer holds the
   /// connection, and so the exit, for linger_timeout. Input that arrives restarts the quiet
   /// time, so a client that pipelines a request after our FIN is drained, not reset;
-  /// linger_timeout and linger_max_bytes still bound the whole. Default 2 ms: a client sends
-  /// whatever it had queued within one round trip of our FIN, and the exit stays within
-  /// 5 ms of the last response's delivery. 0: close the moment the response is acknowledged.
-  std::chrono::milliseconds linger_quiet{2};
+  /// linger_timeout and linger_max_bytes still bound the whole. Default 1 ms: what a client
+  /// had queued before it saw our FIN arrives within one round trip of it, and the 4 round
+  /// trips cover any path slower than 250 us; a longer floor only delays the exit (a client
+  /// that pipelines after the FIN: 2 ms gave 5.2-6.2 ms from delivery to exit, 1 ms 4.9;
+  /// bench/RESULTS.md). 0: close the moment the response is acknowledged.
+  std::chrono::milliseconds linger_quiet{1};
 
   /// Largest request line + header accepted; more gets 431. Default 32 KiB (nginx: 4 x 8 KiB).
   std::size_t max_header_bytes = 32 * 1024;
