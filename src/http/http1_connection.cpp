@@ -189,7 +189,7 @@ asio::awaitable<bool> http1_connection::write_chunk(std::string_view data) {
     f.no_length = true;
     f.close = st_->stream_close_;
     f.http10 = message_access::version(st_->req_) == 10;
-    w.head(st_->res_, loop_.date(), f, loop_.ok_head());
+    w.head(st_->res_, loop_.stamp(), f);
   }
   if (!data.empty() && !st_->head_request_) {
     if (st_->chunked_) w.chunk(data);
@@ -371,8 +371,7 @@ void http1_connection::reset_response() {
 
 void http1_connection::write_response(bool close) {
   response_writer(st_->out_, opts_.server_name)
-      .whole(st_->res_, loop_.date(), close, message_access::version(st_->req_) == 10, st_->head_request_,
-             loop_.ok_head());
+      .whole(st_->res_, loop_.stamp(), close, message_access::version(st_->req_) == 10, st_->head_request_);
 }
 
 asio::awaitable<void> http1_connection::reply_and_close(int status, std::string_view reason) {

@@ -94,7 +94,7 @@ std::string_view loop::date() {
   return {date_buf, date_len};
 }
 
-std::string_view loop::ok_head() {
+head_stamp loop::stamp() {
   auto d = date();
   if (ok_head_sec != date_sec) {
     ok_head_sec = date_sec;
@@ -108,7 +108,7 @@ std::string_view loop::ok_head() {
     ok_head_ += d;
     ok_head_ += "\r\n";
   }
-  return ok_head_;
+  return {d, ok_head_};
 }
 
 bool loop::add_listener(int fd, bool v6, std::error_code& e) {

@@ -26,6 +26,7 @@
 
 #include <graceful/core/deadline.hpp>
 
+#include "http/response_writer.hpp"
 #include "http/server_state.hpp"
 
 namespace graceful::http::detail {
@@ -69,7 +70,7 @@ struct loop {
   std::time_t date_sec = 0;
   char date_buf[64] = {};
   std::size_t date_len = 0;
-  std::string ok_head_;          // ok_head(), as of ok_head_sec
+  std::string ok_head_;          // stamp().ok_head, as of ok_head_sec
   std::time_t ok_head_sec = -1;
   std::chrono::steady_clock::time_point last_accept_log{};
 
@@ -77,10 +78,11 @@ struct loop {
 
   /// The Date header value, formatted once per second (RFC 9110 5.6.7 IMF-fixdate).
   std::string_view date();
-  /// The start of a 200 response's head: status line, Server (options::server_name, if
-  /// any) and Date fields, formatted with date(). Most responses are 200s, and one copy of
-  /// this replaces five appends and a number's formatting (response_writer::head).
-  std::string_view ok_head();
+  /// The Date value and the start of a 200 response's head (status line, Server when
+  /// options::server_name is set, Date), formatted once per second: most responses are 200s,
+  /// and one copy of that start replaces five appends and a number's formatting per response
+  /// (response_writer::head).
+  head_stamp stamp();
   /// Counts one response sent with `status` (server_stats::responses_by_status).
   void count_status(int status) noexcept {
     if (status >= 100 && status < 600) bump(by_status[static_cast<std::size_t>(status)]);

@@ -63,10 +63,10 @@ bool wants_close(const response& res) noexcept {
   return false;
 }
 
-void response_writer::head(const response& res, std::string_view date, const head_framing& f, std::string_view ok_head) {
+void response_writer::head(const response& res, const head_stamp& stamp, const head_framing& f) {
   auto& o = out_;
-  if (res.status == 200 && !ok_head.empty()) {
-    o += ok_head;
+  if (res.status == 200 && !stamp.ok_head.empty()) {
+    o += stamp.ok_head;
   } else {
     o += "HTTP/1.1 ";
     append_number(o, static_cast<std::uint64_t>(res.status));
@@ -79,7 +79,7 @@ void response_writer::head(const response& res, std::string_view date, const hea
       o += "\r\n";
     }
     o += "Date: ";
-    o += date;
+    o += stamp.date;
     o += "\r\n";
   }
   if (status_has_body(res.status)) {
@@ -108,14 +108,13 @@ void response_writer::head(const response& res, std::string_view date, const hea
   o += "\r\n";
 }
 
-void response_writer::whole(response& res, std::string_view date, bool close, bool http10, bool head_request,
-                            std::string_view ok_head) {
+void response_writer::whole(response& res, const head_stamp& stamp, bool close, bool http10, bool head_request) {
   if (res.status < 100 || res.status > 599) res.status = 500;
   head_framing f;
   f.content_length = res.body.size();
   f.close = close;
   f.http10 = http10;
-  head(res, date, f, ok_head);
+  head(res, stamp, f);
   if (status_has_body(res.status) && !head_request) out_ += res.body;
 }
 

@@ -29,6 +29,13 @@ struct head_framing {
   bool http10 = false;             ///< the request was HTTP/1.0 (keep-alive must be explicit)
 };
 
+/// What every response head of the current second starts with, kept by the loop
+/// (loop::stamp): read once per response.
+struct head_stamp {
+  std::string_view date;     ///< the Date value (RFC 9110 5.6.7 IMF-fixdate)
+  std::string_view ok_head;  ///< a 200's status line, Server and Date fields; empty: formatted per response
+};
+
 /// Appends HTTP/1.1 responses to one output string (the connection's write batch).
 class response_writer {
 public:
@@ -36,14 +43,12 @@ public:
   response_writer(std::string& out, std::string_view server_name) noexcept : out_(out), server_name_(server_name) {}
 
   /// Status line and header fields of `res` (its own Content-Length, Transfer-Encoding and
-  /// Connection fields are replaced by the framing's), then the blank line. `ok_head`: the
-  /// status line, Server and Date fields of a 200 already formatted (loop::ok_head), used
-  /// as they are when `res` is a 200; empty, they are formatted here.
-  void head(const response& res, std::string_view date, const head_framing& f, std::string_view ok_head = {});
+  /// Connection fields are replaced by the framing's), then the blank line. A 200 starts
+  /// with the stamp's ok_head as it is; other statuses are formatted with its date.
+  void head(const response& res, const head_stamp& stamp, const head_framing& f);
   /// A whole response with Content-Length: head, then the body unless `head_request` or
   /// the status has none. A status outside 100..599 becomes 500.
-  void whole(response& res, std::string_view date, bool close, bool http10, bool head_request,
-             std::string_view ok_head = {});
+  void whole(response& res, const head_stamp& stamp, bool close, bool http10, bool head_request);
   /// One chunk of a chunked body.
   void chunk(std::string_view data);
   /// The last chunk of a chunked body (no trailer fields).

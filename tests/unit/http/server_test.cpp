@@ -45,7 +45,7 @@ TEST(http_server, serves_many_requests_on_one_keep_alive_connection) {
 
 TEST(http_server, every_response_head_names_the_server_and_dates_itself_whatever_its_status) {
   // A 200's status line, Server and Date come from a copy the loop keeps per second
-  // (loop::ok_head); other statuses are formatted per response. Both must read the same.
+  // (loop::stamp); other statuses are formatted per response. Both must read the same.
   auto check = [](http::options o, const std::string& server) {
     test_server ts(o);
     http_conn c(ts.port);
