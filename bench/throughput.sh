@@ -126,11 +126,11 @@ ratios() {
   for i in "${!a[@]}"; do out+="$(ratio "${a[$i]}" "${b[$i]:-0}") "; done
   echo "$out"
 }
-# paired A B: the median of the per-round ratios.
-paired() { med "$(ratios "$1" "$2")" | awk '{printf "%.2f", $1}'; }
-# spread A B: the lowest and the highest per-round ratio, "0.93-1.08": a median ratio whose
-# spread straddles 1.00 is parity within this run's noise, not a lead or a lag.
-spread() { tr ' ' '\n' <<<"$(ratios "$1" "$2")" | grep . | sort -g | sed -n '1p;$p' | paste -sd- -; }
+# paired RATIOS: the median of a list of per-round ratios.
+paired() { med "$1" | awk '{printf "%.2f", $1}'; }
+# spread RATIOS: the lowest and the highest of them, "0.93-1.08": a median ratio whose spread
+# straddles 1.00 is parity within this run's noise, not a lead or a lag.
+spread() { tr ' ' '\n' <<<"$1" | grep . | sort -g | sed -n '1p;$p' | paste -sd- -; }
 
 if [ "$runs" -gt 0 ]; then
   table=()
@@ -175,8 +175,10 @@ if [ "$runs" -gt 0 ]; then
       done
       for k in "${kinds[@]}"; do
         xn=-; xf=-; xr=-
-        [ -n "${rps[nginx]:-}" ] && xn=$(paired "${rps[$k]}" "${rps[nginx]}") && xr=$(spread "${rps[$k]}" "${rps[nginx]}")
-        [ -n "${rps[floor]:-}" ] && xf=$(paired "${rps[$k]}" "${rps[floor]}")
+        if [ -n "${rps[nginx]:-}" ]; then
+          r=$(ratios "${rps[$k]}" "${rps[nginx]}"); xn=$(paired "$r"); xr=$(spread "$r")
+        fi
+        [ -n "${rps[floor]:-}" ] && xf=$(paired "$(ratios "${rps[$k]}" "${rps[floor]}")")
         table+=("$(printf '| %s | %s | %s | %.0f | %s | %s | %s | %.2f | %.2f | %.1f | %s| %s| %s|' "$w" "$mode" "$k" \
           "$(med "${rps[$k]}")" "$xn" "$xr" "$xf" "$(med "${p50[$k]}")" "$(med "${p99[$k]}")" \
           "$(med "${cpu[$k]}")" "${rps[$k]}" "${p99[$k]}" "${share[$k]}")")

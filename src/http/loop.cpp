@@ -90,26 +90,14 @@ std::string_view loop::date() {
     std::tm tm{};
     gmtime_r(&t, &tm);
     date_len = std::strftime(date_buf, sizeof date_buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    ok_head_.clear();
+    append_status_lines(ok_head_, 200, srv.opts.server_name, {date_buf, date_len});
   }
   return {date_buf, date_len};
 }
 
-head_stamp loop::stamp() {
-  auto d = date();
-  if (ok_head_sec != date_sec) {
-    ok_head_sec = date_sec;
-    ok_head_ = "HTTP/1.1 200 OK\r\n";
-    if (!srv.opts.server_name.empty()) {
-      ok_head_ += "Server: ";
-      ok_head_ += srv.opts.server_name;
-      ok_head_ += "\r\n";
-    }
-    ok_head_ += "Date: ";
-    ok_head_ += d;
-    ok_head_ += "\r\n";
-  }
-  return {d, ok_head_};
-}
+// Braced initialisers run left to right: date() refreshes ok_head_ before it is read.
+head_stamp loop::stamp() { return {date(), ok_head_}; }
 
 bool loop::add_listener(int fd, bool v6, std::error_code& e) {
   auto li = std::make_unique<listener>(*ctx);

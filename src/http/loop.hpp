@@ -70,13 +70,13 @@ struct loop {
   std::time_t date_sec = 0;
   char date_buf[64] = {};
   std::size_t date_len = 0;
-  std::string ok_head_;          // stamp().ok_head, as of ok_head_sec
-  std::time_t ok_head_sec = -1;
+  std::string ok_head_;  // stamp().ok_head: a 200's first lines, rebuilt with date_buf
   std::chrono::steady_clock::time_point last_accept_log{};
 
   loop(server_state& s, unsigned i) : srv(s), index(i) {}
 
-  /// The Date header value, formatted once per second (RFC 9110 5.6.7 IMF-fixdate).
+  /// The Date header value, formatted once per second (RFC 9110 5.6.7 IMF-fixdate), with
+  /// the 200 head stamp() hands out.
   std::string_view date();
   /// The Date value and the start of a 200 response's head (status line, Server when
   /// options::server_name is set, Date), formatted once per second: most responses are 200s,

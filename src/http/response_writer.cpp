@@ -63,25 +63,26 @@ bool wants_close(const response& res) noexcept {
   return false;
 }
 
-void response_writer::head(const response& res, const head_stamp& stamp, const head_framing& f) {
-  auto& o = out_;
-  if (res.status == 200 && !stamp.ok_head.empty()) {
-    o += stamp.ok_head;
-  } else {
-    o += "HTTP/1.1 ";
-    append_number(o, static_cast<std::uint64_t>(res.status));
-    o += ' ';
-    o += reason_phrase(res.status);
-    o += "\r\n";
-    if (!server_name_.empty()) {
-      o += "Server: ";
-      o += server_name_;
-      o += "\r\n";
-    }
-    o += "Date: ";
-    o += stamp.date;
+void append_status_lines(std::string& o, int status, std::string_view server_name, std::string_view date) {
+  o += "HTTP/1.1 ";
+  append_number(o, static_cast<std::uint64_t>(status));
+  o += ' ';
+  o += reason_phrase(status);
+  o += "\r\n";
+  if (!server_name.empty()) {
+    o += "Server: ";
+    o += server_name;
     o += "\r\n";
   }
+  o += "Date: ";
+  o += date;
+  o += "\r\n";
+}
+
+void response_writer::head(const response& res, const head_stamp& stamp, const head_framing& f) {
+  auto& o = out_;
+  if (res.status == 200 && !stamp.ok_head.empty()) o += stamp.ok_head;
+  else append_status_lines(o, res.status, server_name_, stamp.date);
   if (status_has_body(res.status)) {
     if (!res.content_type.empty()) {
       o += "Content-Type: ";

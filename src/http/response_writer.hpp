@@ -29,6 +29,11 @@ struct head_framing {
   bool http10 = false;             ///< the request was HTTP/1.0 (keep-alive must be explicit)
 };
 
+/// Appends a head's first lines to `out`: the status line, Server (when `server_name` is not
+/// empty) and Date. The one place they are formatted: per response for most statuses, once
+/// per second for the loop's stamp of a 200 (loop::stamp).
+void append_status_lines(std::string& out, int status, std::string_view server_name, std::string_view date);
+
 /// What every response head of the current second starts with, kept by the loop
 /// (loop::stamp): read once per response.
 struct head_stamp {
